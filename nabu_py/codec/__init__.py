@@ -1,0 +1,1 @@
+"""Block codecs (dag-cbor)."""
