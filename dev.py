@@ -53,7 +53,7 @@ def _venv_ok() -> bool:
 
 
 def ensure_venv() -> None:
-    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 the machine has
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on any python3
         sys.exit(f"python >= 3.11 is required, this is {sys.version.split()[0]}")
     if not _venv_ok():
         if VENV.exists():

@@ -1,18 +1,39 @@
-"""`peergos` command line entry point."""
+"""`peergos` command line: `peergos <command> [args]`.
+
+Commands are modules under peergos_node.cli exposing `run(argv: list[str]) -> int`. Server-style
+commands take Peergos' `-key value` / `--key value` arguments (spec/peergos.md §16).
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "vectors": ("peergos_node.cli.vectors", "check reference test vectors: vectors check DIR"),
+}
+
+
+def _usage() -> str:
+    width = max(len(c) for c in COMMANDS)
+    rows = "\n".join(f"  {name.ljust(width)}  {desc}" for name, (_, desc) in sorted(COMMANDS.items()))
+    return f"usage: peergos <command> [args]\n\ncommands:\n{rows}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch `peergos <sub-command>`."""
-    parser = argparse.ArgumentParser(prog="peergos", description="Peergos-compatible node (peergos-py)")
-    parser.add_argument("command", nargs="?", help="sub-command")
-    args, _rest = parser.parse_known_args(argv)
-    if args.command is None:
-        parser.print_help()
+    """Dispatch to a sub-command; return the process exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage(), end="")
         return 0
-    print(f"unknown command {args.command!r}", file=sys.stderr)
-    return 2
+    entry = COMMANDS.get(args[0])
+    if entry is None:
+        print(f"peergos: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr, end="")
+        return 2
+    module = importlib.import_module(entry[0])
+    code: int = module.run(args[1:])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Vector format checkers, one module per format of ../shared/vectors/README.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peergos_node.vectors.checks import cbor
+
+ALL: list[Any] = [cbor]
