@@ -157,14 +157,20 @@ def login_scrypt(username: str, password: str, alg: SecretGenerationAlgorithm) -
     return scrypt(hashed_password, salt, alg.memory_cost, alg.cpu_cost, alg.parallelism, alg.output_bytes)
 
 
-def derive_login_keys(username: str, password: str, alg: SecretGenerationAlgorithm) -> LoginKeys:
-    """`UserUtil.generateUser`: split the scrypt output into the login keys (64- or 96-byte layout)."""
-    out = login_scrypt(username, password, alg)
+def login_keys_from_output(out: bytes) -> LoginKeys:
+    """Split a 64-byte (seed, root key) or legacy 96-byte (seed, boxing secret, root key) output."""
     signing = SigningKeyPair.from_seed(out[:32])
-    if alg.output_bytes == LEGACY_OUTPUT_BYTES:
+    if len(out) == LEGACY_OUTPUT_BYTES:
         boxing = BoxingKeyPair.from_secret(Curve25519SecretKey(out[32:64]))
         return LoginKeys(signing, SymmetricKey(out[64:96]), boxing)
-    return LoginKeys(signing, SymmetricKey(out[32:64]), None)
+    if len(out) == OUTPUT_BYTES:
+        return LoginKeys(signing, SymmetricKey(out[32:64]), None)
+    raise ValueError("login derivation outputs 64 or 96 bytes")
+
+
+def derive_login_keys(username: str, password: str, alg: SecretGenerationAlgorithm) -> LoginKeys:
+    """`UserUtil.generateUser`: scrypt, then split the output into the login keys."""
+    return login_keys_from_output(login_scrypt(username, password, alg))
 
 
 def derive_link_key(label: int, link_password: str, user_password: str = "") -> SymmetricKey:
@@ -181,6 +187,7 @@ __all__ = [
     "SecretGenerationAlgorithm",
     "derive_link_key",
     "derive_login_keys",
+    "login_keys_from_output",
     "login_scrypt",
     "scrypt",
 ]
