@@ -19,7 +19,7 @@ Two key types, told apart by the first element of their CBOR list:
    the result is the CBOR map `{c, m, i, n}` (`HybridCipherText`). Random draws happen in Java's order:
    `s1`, the ML-KEM message, the box nonce, the secretbox nonce.
 
-`BoxingKeyPair` is `[public, secret]`. A Curve25519 public key's CBOR is 35 bytes, so its public key
+`BoxingKeyPair` is `[public, secret]`. A Curve25519 public key's CBOR is 36 bytes, so its public key
 hash is an inline identity CID; a hybrid key's is the sha2-256 CID of its stored block (`public_key_hash`).
 Decryption failures raise `BadCiphertext`; malformed keys or cipher texts raise `DecodeError`.
 """

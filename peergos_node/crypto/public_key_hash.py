@@ -5,7 +5,7 @@ Theory of operation
 A `PublicKeyHash` is a CIDv1 with codec dag-cbor over the CBOR of a public key
 (`ContentAddressedStorage.hashKey`). When that CBOR is at most 36 bytes (`MAX_IDENTITY_HASH_SIZE`) the
 multihash is the **identity** hash, i.e. the key itself is inlined in the CID and nothing needs to be
-stored or looked up: every Ed25519 signing key (35 bytes of CBOR) and every Curve25519 boxing key. Larger
+stored or looked up: every Ed25519 signing key (36 bytes of CBOR) and every Curve25519 boxing key. Larger
 keys (hybrid ML-KEM boxing keys) are stored as a dag-cbor block and named by its sha2-256 CID.
 
 Forms: CBOR is a merkle link (tag 42); text is the CID's base58btc multibase string (`z...`); Peergos'

@@ -8,7 +8,7 @@ signature is **attached**: `sign(m) = signature(64) || m`, and "unsign" (`crypto
 `m` or fails. A few places (login-data upload auth, §2.4) use a detached `signature_only`; verifying
 that is the same as unsigning `signature || message`.
 
-CBOR forms: `PublicSigningKey` `[1, h'pk32']` (type 1 = Ed25519, 35 bytes of CBOR, so its public key
+CBOR forms: `PublicSigningKey` `[1, h'pk32']` (type 1 = Ed25519, 36 bytes of CBOR, so its public key
 hash is always an inline identity CID, see `public_key_hash`), `SecretSigningKey` `[1, h'seed||pk']`,
 `SigningKeyPair` `[public, secret]` whose text form is the base58btc multibase (`z...`) of that CBOR.
 
