@@ -82,17 +82,14 @@ class ProofOfWork(CborMixin):
         pack_into = _COUNTER.pack_into
         sha = hashlib.sha256
         counters = itertools.count() if max_attempts is None else iter(range(max_attempts))
-        if rem:
-            for counter in counters:
-                pack_into(buf, 0, counter)
-                digest = sha(buf).digest()
-                if digest[:whole] == zeros and (digest[whole] & low_mask) == 0:
-                    return cls.of_counter(counter)
-        else:
-            for counter in counters:
-                pack_into(buf, 0, counter)
-                if sha(buf).digest()[:whole] == zeros:
-                    return cls.of_counter(counter)
+        for counter in counters:
+            pack_into(buf, 0, counter)
+            digest = sha(buf).digest()
+            # Cheap first-byte test rejects almost every attempt when difficulty >= 8.
+            if (whole and digest[0]) or digest[:whole] != zeros:
+                continue
+            if rem == 0 or (digest[whole] & low_mask) == 0:
+                return cls.of_counter(counter)
         raise ProofOfWorkError(f"no proof of work of difficulty {difficulty} in {max_attempts} attempts")
 
     def hash(self, data: bytes) -> bytes:
