@@ -81,6 +81,14 @@ class UsageStore(Protocol):
         """Σ usage + pending over the user's writers."""
         ...
 
+    def is_errored(self, username: str) -> bool:
+        """Whether the user hit the quota (then writes get Peergos' 1 MiB tolerance so deletes work)."""
+        ...
+
+    def set_errored(self, username: str, errored: bool) -> None:
+        """Set or clear the over-quota flag."""
+        ...
+
 
 class MemoryUsageStore:
     """In-memory UsageStore."""
@@ -88,6 +96,7 @@ class MemoryUsageStore:
     def __init__(self) -> None:
         self._users: dict[str, tuple[bytes, int]] = {}
         self._writers: dict[bytes, WriterUsage] = {}
+        self._errored: set[str] = set()
         self._lock = threading.Lock()
 
     def add_user(self, username: str, identity: bytes, quota: int) -> None:
@@ -152,6 +161,17 @@ class MemoryUsageStore:
         with self._lock:
             return sum(u.usage + u.pending for u in self._writers.values() if u.username == username)
 
+    def is_errored(self, username: str) -> bool:
+        with self._lock:
+            return username in self._errored
+
+    def set_errored(self, username: str, errored: bool) -> None:
+        with self._lock:
+            if errored:
+                self._errored.add(username)
+            else:
+                self._errored.discard(username)
+
 
 class SqlUsageStore:
     """UsageStore in SQLite/PostgreSQL."""
@@ -161,7 +181,7 @@ class SqlUsageStore:
         t = db.types
         db.execute(
             f"CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, identity {t.blob} NOT NULL,"
-            f" quota {t.bigint} NOT NULL)"
+            f" quota {t.bigint} NOT NULL, errored {t.bigint} NOT NULL DEFAULT 0)"
         )
         db.execute("CREATE INDEX IF NOT EXISTS users_identity ON users (identity)")
         db.execute(
@@ -234,3 +254,10 @@ class SqlUsageStore:
             "SELECT COALESCE(SUM(usage + pending), 0) FROM writer_usage WHERE username = ?", (username,)
         )
         return int(row[0]) if row else 0
+
+    def is_errored(self, username: str) -> bool:
+        row = self._db.query_one("SELECT errored FROM users WHERE username = ?", (username,))
+        return bool(row and row[0])
+
+    def set_errored(self, username: str, errored: bool) -> None:
+        self._db.execute("UPDATE users SET errored = ? WHERE username = ?", (1 if errored else 0, username))

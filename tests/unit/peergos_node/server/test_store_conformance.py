@@ -153,6 +153,11 @@ def test_usage(usage: Any) -> None:
     usage.remove_writer(W1)
     assert usage.total_usage("alice") == 10 and usage.writer(W1) is None
     assert usage.users() == ["alice"]
+    assert not usage.is_errored("alice")
+    usage.set_errored("alice", True)
+    assert usage.is_errored("alice") and not usage.is_errored("bob")
+    usage.set_errored("alice", False)
+    assert not usage.is_errored("alice")
 
 
 def test_tokens(tokens: Any) -> None:
