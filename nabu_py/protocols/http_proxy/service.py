@@ -1,0 +1,375 @@
+"""HTTP over p2p (`/http`, spec/nabu.md §4): how Peergos reaches a user's home server without DNS or CAs.
+
+Wire format (kept from Nabu): plain HTTP/1.1 text framing on a libp2p stream, one request per stream.
+The initiator writes one request (the `Host` header is the *remote* peer id) and reads one response; the
+responder forwards the request to its configured proxy target over TCP, after setting
+`Source: <initiator peer id>` (overwriting any value the caller sent, so a target that listens only on
+localhost can trust it), and writes the target's response back.
+
+Unlike Nabu (8 MiB aggregated bodies, no response timeout), bodies are streamed both ways in chunks
+without buffering whole bodies, bounded by `max_body`, and every wait has a timeout: connecting to the
+target, the response head, and the idle gap between body chunks. Failures on the serving side become a
+`502 Bad Gateway` whose body and `Trailer` header carry a clear message; failures on the calling side
+raise `ProxyError`. HTTP parsing is h11 (sans-IO); this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import h11
+import trio
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_ID = "/http"
+CHUNK = 256 * 1024
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"te",
+        b"content-length",
+    }
+)
+Headers = list[tuple[bytes, bytes]]
+
+
+class ByteStream(Protocol):
+    """What this module needs from a libp2p stream or a TCP stream."""
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Some bytes, or b"" at end of stream."""
+        ...
+
+    async def send_all(self, data: bytes) -> None:
+        """Write all of `data`."""
+        ...
+
+    async def send_eof(self) -> None:
+        """Half-close the writing side."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close (reset if unfinished)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HttpProxyConfig:
+    """Limits and timeouts of the `/http` protocol, both sides."""
+
+    max_body: int = 256 * 1024 * 1024
+    max_head: int = 64 * 1024
+    connect_timeout: float = 10.0
+    response_timeout: float = 60.0
+    idle_timeout: float = 60.0
+    allowed_methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST"}))
+
+
+class ProxyError(Exception):
+    """The proxied request failed (peer unreachable, stream broken, timeout, bad response)."""
+
+
+@dataclass
+class ProxyResponse:
+    """A response from the remote side: status, headers and a streamed body (iterate it exactly once)."""
+
+    status: int
+    headers: Headers
+    body: AsyncIterator[bytes]
+
+
+def _strip_hop_by_hop(
+    headers: Sequence[tuple[bytes, bytes]], drop: frozenset[bytes] = frozenset()
+) -> Headers:
+    return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and k.lower() not in drop]
+
+
+def _framing(content_length: int | None) -> Headers:
+    if content_length is None:
+        return [(b"transfer-encoding", b"chunked")]
+    return [(b"content-length", str(content_length).encode())]
+
+
+def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    for k, v in headers:
+        if k.lower() == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def _next_event(conn: h11.Connection, stream: ByteStream, per_read_s: float) -> object:
+    """Next h11 event, reading from `stream` as needed, each read bounded by `per_read_s`."""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            with trio.fail_after(per_read_s):
+                data = await stream.receive_some(CHUNK)
+            conn.receive_data(data)
+            continue
+        return event
+
+
+async def _send(conn: h11.Connection, stream: ByteStream, event: h11.Event, per_write_s: float) -> None:
+    data = conn.send(event)
+    if data:
+        with trio.fail_after(per_write_s):
+            await stream.send_all(data)
+
+
+async def _pump_body(
+    src_conn: h11.Connection,
+    src: ByteStream,
+    dst_conn: h11.Connection,
+    dst: ByteStream,
+    limit: int,
+    per_io_s: float,
+) -> int:
+    """Copy message body events from src to dst until EndOfMessage; return bytes copied."""
+    total = 0
+    while True:
+        event = await _next_event(src_conn, src, per_io_s)
+        if isinstance(event, h11.Data):
+            total += len(event.data)
+            if total > limit:
+                raise ProxyError(f"body larger than the {limit}-byte limit")
+            await _send(dst_conn, dst, h11.Data(data=event.data), per_io_s)
+        elif isinstance(event, h11.EndOfMessage):
+            await _send(dst_conn, dst, h11.EndOfMessage(), per_io_s)
+            return total
+        elif isinstance(event, h11.ConnectionClosed):
+            raise ProxyError("stream closed before the end of the message body")
+        else:
+            raise ProxyError(f"unexpected HTTP event {type(event).__name__}")
+
+
+async def _reply_error(
+    conn: h11.Connection, stream: ByteStream, status: int, message: str, per_write_s: float
+) -> None:
+    body = message.encode()
+    headers = [
+        (b"content-type", b"text/plain"),
+        (b"content-length", str(len(body)).encode()),
+        (b"trailer", urllib.parse.quote_plus(message).encode()),
+    ]
+    try:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            await _send(conn, stream, h11.Response(status_code=status, headers=headers), per_write_s)
+            await _send(conn, stream, h11.Data(data=body), per_write_s)
+            await _send(conn, stream, h11.EndOfMessage(), per_write_s)
+    except (
+        h11.LocalProtocolError,
+        trio.TooSlowError,
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+        OSError,
+    ):
+        pass
+
+
+async def serve_stream(
+    stream: ByteStream,
+    remote_peer: str,
+    target: tuple[str, int],
+    config: HttpProxyConfig = HttpProxyConfig(),
+) -> None:
+    """Handle one inbound `/http` stream: forward its request to `target`, stream the reply back.
+
+    Never raises for remote misbehaviour: malformed requests get 400, target failures 502, oversize
+    bodies 413; the stream is always closed at the end.
+    """
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head)
+    try:
+        try:
+            event = await _next_event(conn, stream, config.idle_timeout)
+        except (h11.RemoteProtocolError, trio.TooSlowError) as e:
+            await _reply_error(conn, stream, 400, f"bad request: {e}", config.idle_timeout)
+            return
+        if not isinstance(event, h11.Request):
+            return
+        method = event.method.decode("ascii", "replace")
+        if method not in config.allowed_methods:
+            await _reply_error(conn, stream, 405, f"method {method} not allowed", config.idle_timeout)
+            return
+        declared = _content_length(event.headers)
+        if declared is not None and declared > config.max_body:
+            await _reply_error(conn, stream, 413, "request body too large", config.idle_timeout)
+            return
+        headers = _strip_hop_by_hop(event.headers, drop=frozenset({b"source", b"host"}))
+        headers.append((b"host", f"{target[0]}:{target[1]}".encode()))
+        headers.append((b"source", remote_peer.encode()))
+        headers.extend(_framing(declared))
+        try:
+            with trio.fail_after(config.connect_timeout):
+                upstream = await trio.open_tcp_stream(*target)
+        except (OSError, trio.TooSlowError) as e:
+            await _reply_error(
+                conn, stream, 502, f"Bad Gateway: cannot reach proxy target: {e}", config.idle_timeout
+            )
+            return
+        async with upstream:
+            client = h11.Connection(h11.CLIENT, max_incomplete_event_size=config.max_head)
+            try:
+                await _send(
+                    client,
+                    upstream,
+                    h11.Request(method=event.method, target=event.target, headers=headers),
+                    config.idle_timeout,
+                )
+                await _pump_body(conn, stream, client, upstream, config.max_body, config.idle_timeout)
+                resp = await _next_event(client, upstream, config.response_timeout)
+                while isinstance(resp, h11.InformationalResponse):
+                    resp = await _next_event(client, upstream, config.response_timeout)
+                if not isinstance(resp, h11.Response):
+                    raise ProxyError("proxy target closed without a response")
+            except ProxyError as e:
+                await _reply_error(
+                    conn, stream, 413 if "limit" in str(e) else 502, f"Bad Gateway: {e}", config.idle_timeout
+                )
+                return
+            except (h11.ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as e:
+                await _reply_error(
+                    conn, stream, 502, f"Bad Gateway: {type(e).__name__}: {e}", config.idle_timeout
+                )
+                return
+            out_headers = _strip_hop_by_hop(resp.headers) + _framing(_content_length(resp.headers))
+            await _send(
+                conn,
+                stream,
+                h11.Response(status_code=resp.status_code, headers=out_headers, reason=resp.reason),
+                config.idle_timeout,
+            )
+            try:
+                await _pump_body(client, upstream, conn, stream, config.max_body, config.idle_timeout)
+            except (ProxyError, h11.ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as e:
+                log.info("/http: response body from proxy target failed: %s", e)
+                return
+        try:
+            with trio.fail_after(config.idle_timeout):
+                await stream.send_eof()
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+    except (
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+        trio.TooSlowError,
+        h11.ProtocolError,
+        OSError,
+    ) as e:
+        log.info("/http stream from %s failed: %s", remote_peer, e)
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                await stream.aclose()
+            except Exception:  # closing a broken libp2p stream may raise anything; it is gone either way
+                log.debug("closing /http stream failed", exc_info=True)
+
+
+async def send_request(
+    stream: ByteStream,
+    remote_peer: str,
+    method: str,
+    target: str,
+    headers: Sequence[tuple[bytes, bytes]],
+    body: AsyncIterator[bytes] | bytes,
+    content_length: int | None,
+    config: HttpProxyConfig = HttpProxyConfig(),
+) -> ProxyResponse:
+    """Send one request over an open `/http` stream and return the response head with a streamed body.
+
+    The caller must consume (or close) the body iterator; the stream is closed when it ends. Raises
+    ProxyError on any failure or timeout.
+    """
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=config.max_head)
+    if isinstance(body, bytes):
+        content_length = len(body)
+    if content_length is not None and content_length > config.max_body:
+        raise ProxyError(f"request body larger than the {config.max_body}-byte limit")
+    out = _strip_hop_by_hop(headers, drop=frozenset({b"host"}))
+    out.append((b"host", remote_peer.encode()))
+    out.extend(_framing(content_length))
+    try:
+        await _send(conn, stream, h11.Request(method=method, target=target, headers=out), config.idle_timeout)
+        try:
+            await _send_body(conn, stream, body, config)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The remote side stopped reading (e.g. it refused the body); its error reply may be waiting.
+            pass
+        event = await _next_event(conn, stream, config.response_timeout)
+        while isinstance(event, h11.InformationalResponse):
+            event = await _next_event(conn, stream, config.response_timeout)
+        if not isinstance(event, h11.Response):
+            raise ProxyError("remote peer closed the stream without a response")
+    except ProxyError:
+        await _abort(stream)
+        raise
+    except trio.TooSlowError:
+        await _abort(stream)
+        raise ProxyError("timed out waiting for the remote peer") from None
+    except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+        await _abort(stream)
+        raise ProxyError(f"stream to remote peer failed: {type(e).__name__}: {e}") from None
+
+    async def body_iter() -> AsyncIterator[bytes]:
+        received = 0
+        try:
+            while True:
+                ev = await _next_event(conn, stream, config.idle_timeout)
+                if isinstance(ev, h11.Data):
+                    received += len(ev.data)
+                    if received > config.max_body:
+                        raise ProxyError(f"response body larger than the {config.max_body}-byte limit")
+                    yield bytes(ev.data)
+                elif isinstance(ev, h11.EndOfMessage):
+                    return
+                else:
+                    raise ProxyError("remote peer closed the stream mid-response")
+        except trio.TooSlowError:
+            raise ProxyError("timed out waiting for the response body") from None
+        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            raise ProxyError(f"response stream failed: {type(e).__name__}: {e}") from None
+        finally:
+            await _abort(stream)
+
+    return ProxyResponse(event.status_code, _strip_hop_by_hop(event.headers), body_iter())
+
+
+async def _send_body(
+    conn: h11.Connection, stream: ByteStream, body: AsyncIterator[bytes] | bytes, config: HttpProxyConfig
+) -> None:
+    if isinstance(body, bytes):
+        if body:
+            await _send(conn, stream, h11.Data(data=body), config.idle_timeout)
+    else:
+        total = 0
+        try:
+            async for chunk in body:
+                total += len(chunk)
+                if total > config.max_body:
+                    raise ProxyError(f"request body larger than the {config.max_body}-byte limit")
+                if chunk:
+                    await _send(conn, stream, h11.Data(data=chunk), config.idle_timeout)
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    await _send(conn, stream, h11.EndOfMessage(), config.idle_timeout)
+
+
+async def _abort(stream: ByteStream) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await stream.aclose()
+        except Exception:  # a broken stream may fail to close in any way; it is gone either way
+            log.debug("closing /http stream failed", exc_info=True)

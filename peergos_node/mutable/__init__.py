@@ -1,0 +1,1 @@
+"""Mutable pointers: the signed CAS records that move each writer's root (spec/peergos.md §4)."""

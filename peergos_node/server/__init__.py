@@ -1,0 +1,1 @@
+"""The Peergos home server: persistence, verification of every write, HTTP API (spec/peergos.md §8, §12)."""

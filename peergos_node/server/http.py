@@ -1,0 +1,222 @@
+"""HTTP conventions of a Peergos server (spec/peergos.md §12 "General conventions", Java `HttpUtil`).
+
+- Only POST is accepted unless the server is public (`-public-server true`): any other method gets 405,
+  so a web page cannot trigger requests against a localhost server with GETs.
+- Errors are HTTP 400 with the URL-encoded message in the `Trailer` header and an empty body (429 for
+  rate limits); clients read the message from that header.
+- Query strings are split on `&`/`=` and values taken verbatim, as Peergos does (it never URL-decodes
+  query values; its values are base58/hex/decimal and need no escaping).
+- Request bodies are read incrementally and refused past a per-endpoint limit before being buffered.
+
+`ApiApp` maps exact paths to async handlers that get an `ApiRequest` and return a starlette Response.
+Handlers raise `HttpError` (or any PeergosError/DecodeError, reported as 400) for bad requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from nabu_py.errors import NabuError
+from peergos_node.errors import PeergosError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+
+class HttpError(Exception):
+    """A request failure with an HTTP status and a message for the `Trailer` header."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RateLimited(HttpError):
+    """Too many requests (429)."""
+
+    def __init__(self, message: str = "Too Many Requests") -> None:
+        super().__init__(message, 429)
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """Split a raw query string like Peergos' `HttpUtil.parseQuery` (values are not URL-decoded)."""
+    out: dict[str, list[str]] = {}
+    if not query:
+        return out
+    for part in query.lstrip("?").split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+@dataclass
+class ApiRequest:
+    """One API call: path, raw query parameters, headers and the (size-limited) body."""
+
+    path: str
+    params: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def has(self, key: str) -> bool:
+        """Whether the query has `key`."""
+        return key in self.params
+
+    def arg(self, key: str) -> str:
+        """The last value of a required parameter (HttpError 400 if absent)."""
+        values = self.params.get(key)
+        if not values:
+            raise HttpError(f"missing parameter {key}")
+        return values[-1]
+
+    def opt(self, key: str) -> str | None:
+        """The last value of an optional parameter."""
+        values = self.params.get(key)
+        return values[-1] if values else None
+
+    def args(self, key: str) -> list[str]:
+        """All values of a repeated parameter (`arg=..&arg=..`)."""
+        return list(self.params.get(key, []))
+
+    def int_arg(self, key: str) -> int:
+        """A required integer parameter."""
+        v = self.arg(key)
+        try:
+            return int(v)
+        except ValueError:
+            raise HttpError(f"parameter {key} must be an integer") from None
+
+    def bool_arg(self, key: str, default: bool = False) -> bool:
+        """An optional boolean parameter (`true`/`false`, Java `Boolean.parseBoolean`)."""
+        v = self.opt(key)
+        return default if v is None else v.lower() == "true"
+
+    @property
+    def source(self) -> str | None:
+        """The `Source` header (peer id of the p2p caller, set by the /http proxy)."""
+        return self.headers.get("source")
+
+
+Handler = Callable[[ApiRequest], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An API endpoint: its handler and body-size limit."""
+
+    handler: Handler
+    max_body: int = DEFAULT_MAX_BODY
+
+
+def bytes_response(body: bytes, etag: str | None = None) -> Response:
+    """Binary reply; immutable content gets Peergos' cache headers."""
+    headers = {}
+    if etag is not None:
+        headers = {"Cache-Control": "public, max-age=31622400 immutable", "ETag": f'"{etag}"'}
+    return Response(body, media_type="application/octet-stream", headers=headers)
+
+
+def json_text_response(text: str) -> Response:
+    """A reply whose body is already JSON text (or a bare string, as Peergos' `replyJson`)."""
+    return Response(text.encode(), media_type="application/json")
+
+
+def json_response(value: Any) -> Response:
+    """A JSON reply."""
+    return json_text_response(json.dumps(value, separators=(",", ":")))
+
+
+def bool_response(value: bool) -> Response:
+    """Java `DataOutputStream.writeBoolean`: one byte, 1 or 0."""
+    return bytes_response(b"\x01" if value else b"\x00")
+
+
+def error_response(message: str, status: int = 400) -> Response:
+    """Peergos error: status with the URL-encoded message in the `Trailer` header, empty body."""
+    trailer = urllib.parse.quote_plus(message[:2000])
+    return Response(b"", status_code=status, media_type="text/plain", headers={"Trailer": trailer})
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing it as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise HttpError(f"request body too large (limit {limit} bytes)", 413)
+        except ValueError:
+            raise HttpError("bad Content-Length") from None
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise HttpError(f"request body too large (limit {limit} bytes)", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ApiApp:
+    """An ASGI app dispatching exact paths to Peergos-convention endpoints."""
+
+    def __init__(
+        self, endpoints: dict[str, Endpoint], *, public_server: bool = False, name: str = "api"
+    ) -> None:
+        self.endpoints = dict(endpoints)
+        self.public_server = public_server
+        self.name = name
+
+    def add(self, path: str, handler: Handler, max_body: int = DEFAULT_MAX_BODY) -> None:
+        """Register an endpoint."""
+        self.endpoints[path] = Endpoint(handler, max_body)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self.dispatch(request)
+        await response(scope, receive, send)
+
+    async def dispatch(self, request: Request) -> Response:
+        """Route one request, applying the method rule, body limit and error conventions."""
+        path = request.url.path
+        endpoint = self.endpoints.get(path)
+        if endpoint is None:
+            return Response(b"", status_code=404)
+        if request.method != "POST" and not self.public_server:
+            return Response(b"", status_code=405)
+        raw_query = request.scope.get("query_string", b"").decode("latin-1")
+        try:
+            body = await read_body(request, endpoint.max_body)
+            call = ApiRequest(
+                path, parse_query(raw_query), {k.lower(): v for k, v in request.headers.items()}, body
+            )
+            return await endpoint.handler(call)
+        except HttpError as e:
+            return error_response(e.message, e.status)
+        except (PeergosError, NabuError, ValueError) as e:
+            return error_response(str(e) or type(e).__name__)
+        except Exception as e:
+            log.exception("%s: unexpected error handling %s", self.name, path)
+            return error_response(f"internal error: {type(e).__name__}", 500)
