@@ -46,6 +46,17 @@ CBOR_CASES_REQUIRED: set[str] = {
     "AbsoluteCapability",
     "AbsoluteCapability_no_bat",
     "WritableAbsoluteCapability",
+    # pointers, ownership, writer roots, login entry points (peergos_node.mutable, peergos_node.accounts)
+    "PointerUpdate_no_sequence",
+    "PointerUpdate_with_sequence",
+    "PointerUpdate_to_empty",
+    "SignedPointerUpdate_no_sequence",
+    "SignedPointerUpdate_with_sequence",
+    "OwnerProof",
+    "WriterData_writer",
+    "WriterData_full",
+    "EntryPoint",
+    "UserStaticData",
 }
 
 
