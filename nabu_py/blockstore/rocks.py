@@ -193,22 +193,32 @@ class RocksBlockstore(BlockstoreBase):
         return True
 
     def _chunk_after(self, after: bytes | None) -> tuple[CidList, bytes | None]:
-        """Up to `_LIST_CHUNK` CIDs with keys greater than `after`, and the last key seen (None at end)."""
+        """Up to `_LIST_CHUNK` CIDs with keys greater than `after`, and the last key seen (None at end).
+
+        Uses a raw iterator so that an I/O error or corruption met while walking is raised
+        (`status()`), not mistaken for the end of the data.
+        """
         out: CidList = []
-        last: bytes | None = None
         try:
-            for key in self._db.keys(from_key=after) if after is not None else self._db.keys():
+            it = self._db.iter()
+            if after is None:
+                it.seek_to_first()
+            else:
+                it.seek(after)
+                if it.valid() and it.key() == after:
+                    it.next()
+            while it.valid():
+                key = it.key()
                 if not isinstance(key, bytes):
                     raise CorruptBlock(f"RocksDB block store {self._path} holds a non-bytes key")
-                if key == after:
-                    continue
-                last = key
                 try:
                     out.append(Cid.decode(key))
                 except DecodeError:
                     _log.warning("ignoring a key that is not a CID in %s: %s", self._path, key.hex()[:80])
                 if len(out) >= _LIST_CHUNK:
-                    return out, last
+                    return out, key
+                it.next()
+            it.status()
         except BlockstoreError:
             raise
         except Exception as e:
