@@ -59,9 +59,23 @@ _OPEN_FLAGS_RD = os.O_RDONLY | os.O_CLOEXEC
 _OPEN_FLAGS_WR = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
+_B32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B32_PAIRS = [a + b for a in _B32_ALPHABET for b in _B32_ALPHABET]  # one entry per 10 bits
+
+
 def block_key(cid: Cid) -> str:
-    """Nabu's `hashToKey`: upper-case unpadded base32 of the CID bytes."""
-    return multibase.b32encode(bytes(cid), upper=True)
+    """Nabu's `hashToKey`: upper-case unpadded RFC 4648 base32 of the CID bytes.
+
+    On every operation's path, so encoded through one big int and a 10-bit table: about twice as fast
+    as `base64.b32encode`, which is pure Python.
+    """
+    raw = bytes(cid)
+    n = len(raw)
+    pad = -n % 5
+    v = int.from_bytes(raw + bytes(pad), "big")
+    top = 10 * ((n + pad) // 5 * 4 - 1)
+    pairs = _B32_PAIRS
+    return "".join([pairs[(v >> shift) & 1023] for shift in range(top, -10, -10)])[: (n * 8 + 4) // 5]
 
 
 def block_relpath(cid: Cid) -> str:

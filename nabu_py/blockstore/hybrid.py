@@ -15,12 +15,15 @@ keep a trio event loop responsive while worker threads move data. RocksDB wins c
 blocks (one WAL append instead of a file create, rename and directory entry). RocksDB also never has to
 compact (rewrite) the bulk of the data, and `list()` does not read 1 MiB values just to walk keys.
 
-Every block lives in exactly one backend and each backend writes atomically, so the hybrid does too. A
-`put` first checks the other backend, so changing `threshold` between runs never duplicates a block;
-`get`/`has`/`size` ask RocksDB first (a bloom-filtered miss costs microseconds) and then the file store;
-`rm` removes from both; `list()` walks RocksDB then the files (skipping any CID also in RocksDB, so each
-stored block is listed once). The two backends are owned and closed by the hybrid; their own
-lifecycle guards are bypassed in favour of the hybrid's.
+Each put goes to one backend, which writes it atomically, so the hybrid is atomic too. A large put
+first checks RocksDB (a bloom-filtered lookup, microseconds), so lowering `threshold` between runs
+never duplicates a block. A small put does not check the file store (that costs a base32 key and a
+`stat`, as much again as the RocksDB put itself): after *raising* the threshold, re-putting a block
+that was stored as a file stores a second copy in RocksDB. That is harmless: `get`/`has`/`size` ask
+RocksDB first and then the file store, `rm` removes from both, and `list()` walks RocksDB and then
+the files, skipping any CID also in RocksDB, so every stored block is listed exactly once. The two
+backends are owned and closed by the hybrid; their own lifecycle guards are bypassed in favour of the
+hybrid's.
 """
 
 from __future__ import annotations
@@ -101,14 +104,13 @@ class HybridBlockstore(BlockstoreBase):
         return size if size is not None else self._large._size(cid)
 
     def _put(self, cid: Cid, data: bytes) -> None:
-        if len(data) >= self._threshold:
-            if not self._small._has(cid):
-                self._large._put(cid, data)
-        elif not self._large._has(cid):
+        if len(data) < self._threshold:
             self._small._put(cid, data)
+        elif not self._small._has(cid):
+            self._large._put(cid, data)
 
     def _put_many(self, blocks: list[tuple[Cid, bytes]]) -> None:
-        small = [(c, d) for c, d in blocks if len(d) < self._threshold and not self._large._has(c)]
+        small = [(c, d) for c, d in blocks if len(d) < self._threshold]
         large = [(c, d) for c, d in blocks if len(d) >= self._threshold and not self._small._has(c)]
         if small:
             self._small._put_many(small)

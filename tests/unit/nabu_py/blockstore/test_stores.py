@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import rocksdict
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nabu_py.blockstore import (
     DEFAULT_KIND,
@@ -26,6 +28,7 @@ from nabu_py.blockstore import rocks as rocks_module
 from nabu_py.blockstore.files import SHARDING, block_key, block_relpath
 from nabu_py.blockstore.rocks import rocksdb_options
 from nabu_py.errors import BlockNotFound, BlockstoreError, CorruptBlock
+from nabu_py.multiformats import multibase, multihash
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, CODEC_RAW, Cid
 
 
@@ -53,6 +56,13 @@ def test_nabu_flatfs_layout(tmp_path: Path) -> None:
         assert store.path_of(cid) == tmp_path / "blocks" / key[-3:-1] / f"{key}.data"
         assert store.path_of(cid).read_bytes() == b"\xa0"
     assert (tmp_path / "blocks" / "SHARDING").read_text().strip() == SHARDING
+
+
+@given(st.binary(max_size=80), st.sampled_from([CODEC_RAW, CODEC_DAG_CBOR]))
+def test_block_key_is_upper_base32_of_the_cid(digest: bytes, codec: int) -> None:
+    cid = Cid.v1(codec, multihash.wrap(multihash.IDENTITY, digest))
+    assert block_key(cid) == multibase.b32encode(bytes(cid), upper=True)
+    assert multibase.b32decode(block_key(cid)) == bytes(cid)
 
 
 def test_opens_a_directory_written_by_nabu(tmp_path: Path) -> None:
@@ -254,7 +264,7 @@ def test_hybrid_routes_by_size(tmp_path: Path) -> None:
         assert sorted(store.list()) == sorted([small, large])
 
 
-def test_hybrid_threshold_change_never_duplicates(tmp_path: Path) -> None:
+def test_hybrid_lowering_the_threshold_never_duplicates(tmp_path: Path) -> None:
     data = data_of(5000)
     with HybridBlockstore(tmp_path / "h", threshold=100_000) as store:
         cid = store.put_block(CODEC_RAW, data)  # goes to RocksDB
@@ -265,6 +275,20 @@ def test_hybrid_threshold_change_never_duplicates(tmp_path: Path) -> None:
         assert list(store.list()) == [cid]
         assert store.rm(cid)
         assert not store.has(cid)
+
+
+def test_hybrid_raising_the_threshold_keeps_one_listing(tmp_path: Path) -> None:
+    data = data_of(5000)
+    with HybridBlockstore(tmp_path / "h", threshold=100) as store:
+        cid = store.put_block(CODEC_RAW, data)  # goes to files
+    with HybridBlockstore(tmp_path / "h", threshold=100_000) as store:
+        assert store.get(cid) == data
+        store.put(cid, data)  # now small: a second copy in RocksDB, listed once
+        assert list(store.list()) == [cid]
+        assert store.size(cid) == 5000
+        assert store.rm(cid)
+        assert not store.has(cid)
+        assert store.rm(cid) is False
 
 
 def test_hybrid_lists_a_block_in_both_backends_once(tmp_path: Path) -> None:
