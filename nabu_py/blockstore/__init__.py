@@ -10,8 +10,9 @@ atomic per block, streaming `list()`, typed errors from `nabu_py.errors`. Implem
 - `rocksdict` `RocksBlockstore`: one RocksDB database; best for small blocks.
 - `files`   `FileBlockstore`: one file per block in Nabu's flatfs layout, atomic temp+fsync+rename.
 - `hybrid`  `HybridBlockstore`: RocksDB below `threshold` (64 KiB), files above. **The default**
-  (`DEFAULT_KIND`) for persistent nodes: measured faster for Peergos' 1 MiB fragments and it keeps
-  the GIL free during large block I/O (see `hybrid` and benchmarks/blockstore.py).
+  (`DEFAULT_KIND`) for persistent nodes: rocksdict holds the GIL during RocksDB calls (fsync
+  included), so Peergos' 1 MiB fragments go to files, whose I/O leaves the event loop running (see
+  `hybrid` and benchmarks/blockstore.py for the measurements).
 
 `open_blockstore(kind, path)` builds any of them from configuration. Decorators (metadata caching,
 filters, type limits, providing; spec/nabu.md §5.5 to §5.8) can wrap any `Blockstore`.

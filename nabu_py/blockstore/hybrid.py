@@ -9,11 +9,15 @@ the ~1 MiB raw fragments of file chunks and the small ones are CHAMP and cryptre
 §6.4), but the rule is by size only: the storage cost depends on the size, not the codec.
 
 Why (measured by benchmarks/blockstore.py on this machine; see the module docstring of `rocks`):
-1 MiB values are several times faster to write as files than into RocksDB, reads are faster too, and
-rocksdict holds the GIL for the whole RocksDB call while file I/O releases it, so large blocks as files
-keep a trio event loop responsive while worker threads move data. RocksDB wins clearly for small
-blocks (one WAL append instead of a file create, rename and directory entry). RocksDB also never has to
-compact (rewrite) the bulk of the data, and `list()` does not read 1 MiB values just to walk keys.
+rocksdict holds the GIL for the whole RocksDB call, fsync included, so a 1 MiB put into RocksDB stalls
+every other Python thread (a trio event loop waiting on `to_thread` wakes ~5 ms late at the median
+with `sync=True`, against ~0.1 ms while the file store writes, since file I/O and hashing release the
+GIL). Without fsync, large blocks are also written ~2x faster as files; with `sync=True` RocksDB's one
+WAL sync is ~1.4x faster than a file's two (file and directory), a price we pay for the responsiveness.
+Reads are on par once both verify the hash (sha2-256 dominates), and without verification files read
+faster. For small blocks RocksDB wins by one to two orders of magnitude. Beyond the benchmark, large
+values in RocksDB are rewritten by every compaction that passes over them and `list()` has to read
+them to walk the keys; as files, they are written once.
 
 Each put goes to one backend, which writes it atomically, so the hybrid is atomic too. A large put
 first checks RocksDB (a bloom-filtered lookup, microseconds), so lowering `threshold` between runs
@@ -40,7 +44,12 @@ from nabu_py.errors import BlockstoreError
 from nabu_py.multiformats.cid import Cid
 
 DEFAULT_HYBRID_THRESHOLD = 64 * 1024
-"""Blocks of at least this many bytes are stored as files (crossover measured by the benchmark)."""
+"""Blocks of at least this many bytes are stored as files.
+
+Peergos blocks are either small nodes (up to a few KiB) or ~1 MiB fragments, so any value between
+~16 KiB and ~512 KiB splits them the same way; 64 KiB is near the put crossover the benchmark's size
+sweep found when the disk was quiet (RocksDB ahead below it, files ahead above it).
+"""
 
 
 class HybridBlockstore(BlockstoreBase):

@@ -21,10 +21,14 @@ receiving a block twice is common in bitswap and rewriting 1 MiB would cost a WA
 compaction. `size` has to read the value (RocksDB keeps no separate length). `list` walks the keys in
 order, re-opening an iterator after the last key for each chunk of `_LIST_CHUNK`.
 
-Measured on this machine (benchmarks/blockstore.py): small blocks are much faster here than as files,
-but 1 MiB values are several times slower to write than plain files, **and rocksdict holds the GIL
-for the whole RocksDB call** (a 1 MiB put stalls every other Python thread, including a trio event
-loop waiting on `to_thread`). `HybridBlockstore` therefore keeps large blocks in files.
+Measured on this machine (benchmarks/blockstore.py): RocksDB is far better than files for small blocks
+(one WAL append instead of creating, renaming and fsyncing a file). For 1 MiB values it is several
+times slower than plain files without fsync; with `sync=True` its single WAL fsync beats the two
+fsyncs (file, directory) of an atomic file write. But **rocksdict holds the GIL for the whole RocksDB
+call, fsync included**: while a worker thread puts a 1 MiB block with `sync=True`, every other Python
+thread, including a trio event loop waiting on `to_thread`, stalls for milliseconds (median timer
+lateness ~5 ms against ~0.1 ms for the file store). Batch with `put_many` (one fsync per batch) where
+latency matters; `HybridBlockstore` keeps large blocks in files for this reason.
 """
 
 from __future__ import annotations
