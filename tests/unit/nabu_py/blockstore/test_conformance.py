@@ -478,41 +478,39 @@ def test_close_waits_for_a_slow_operation(store: BlockstoreBase, monkeypatch: py
     assert not closer.is_alive()
 
 
-# ---- persistence -----------------------------------------------------------------------------------------
-def test_reopen_keeps_blocks(impl: Impl, opener: Callable[..., BlockstoreBase]) -> None:
-    if not impl.persistent:
-        pytest.skip("in-memory stores do not persist")
+# ---- persistence (the stores with a path) ------------------------------------------------------------------
+PERSISTENT = [i for i in IMPLS if i.persistent]
+
+
+@pytest.mark.parametrize("p_impl", PERSISTENT, ids=lambda i: i.kind)
+def test_reopen_keeps_blocks(p_impl: Impl, tmp_path: Path) -> None:
     blocks = [block(n, 3) for n in SIZES]
-    store = opener()
-    store.put_many(blocks[:3])
-    for cid, data in blocks[3:]:
-        store.put(cid, data)
-    store.rm(blocks[0][0])
-    store.close()
-    store = opener()
-    assert sorted(store.list()) == sorted(cid for cid, _ in blocks[1:])
-    for cid, data in blocks[1:]:
-        assert store.get(cid) == data
-    assert not store.has(blocks[0][0])
+    with p_impl.open(tmp_path / "s") as store:
+        store.put_many(blocks[:3])
+        for cid, data in blocks[3:]:
+            store.put(cid, data)
+        store.rm(blocks[0][0])
+    with p_impl.open(tmp_path / "s") as store:
+        assert sorted(store.list()) == sorted(cid for cid, _ in blocks[1:])
+        for cid, data in blocks[1:]:
+            assert store.get(cid) == data
+        assert not store.has(blocks[0][0])
 
 
-def test_second_open_is_refused(impl: Impl, opener: Callable[..., BlockstoreBase]) -> None:
-    if not impl.persistent:
-        pytest.skip("in-memory stores have no path")
-    store = opener()
+@pytest.mark.parametrize("p_impl", PERSISTENT, ids=lambda i: i.kind)
+def test_second_open_is_refused(p_impl: Impl, tmp_path: Path) -> None:
+    with p_impl.open(tmp_path / "s"), pytest.raises(BlockstoreError):
+        p_impl.open(tmp_path / "s")
+    p_impl.open(tmp_path / "s").close()
+
+
+@pytest.mark.parametrize("p_impl", PERSISTENT, ids=lambda i: i.kind)
+def test_create_false_requires_an_existing_store(p_impl: Impl, tmp_path: Path) -> None:
     with pytest.raises(BlockstoreError):
-        opener()
-    store.close()
-    opener().close()
-
-
-def test_create_false_requires_an_existing_store(impl: Impl, tmp_path: Path) -> None:
-    if not impl.persistent:
-        pytest.skip("in-memory stores have no path")
-    with pytest.raises(BlockstoreError):
-        impl.open(tmp_path / "absent", create=False)
-    impl.open(tmp_path / "present").close()
-    impl.open(tmp_path / "present", create=False).close()
+        p_impl.open(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+    p_impl.open(tmp_path / "present").close()
+    p_impl.open(tmp_path / "present", create=False).close()
 
 
 # ---- model-based test --------------------------------------------------------------------------------------
@@ -598,5 +596,5 @@ def test_model(impl: Impl) -> None:
     machine = type(f"StoreVsDict_{impl.kind}", (StoreVsDict,), {"impl": impl})
     run_state_machine_as_test(
         machine,  # type: ignore[arg-type]
-        settings=settings(max_examples=60, stateful_step_count=25, deadline=None, database=None),
+        settings=settings(max_examples=30, stateful_step_count=30, deadline=None, database=None),
     )
