@@ -10,14 +10,15 @@ the ~1 MiB raw fragments of file chunks and the small ones are CHAMP and cryptre
 
 Why (measured by benchmarks/blockstore.py on this machine; see the module docstring of `rocks`):
 rocksdict holds the GIL for the whole RocksDB call, fsync included, so a 1 MiB put into RocksDB stalls
-every other Python thread (a trio event loop waiting on `to_thread` wakes ~5 ms late at the median
-with `sync=True`, against ~0.1 ms while the file store writes, since file I/O and hashing release the
-GIL). Without fsync, large blocks are also written ~2x faster as files; with `sync=True` RocksDB's one
-WAL sync is ~1.4x faster than a file's two (file and directory), a price we pay for the responsiveness.
-Reads are on par once both verify the hash (sha2-256 dominates), and without verification files read
-faster. For small blocks RocksDB wins by one to two orders of magnitude. Beyond the benchmark, large
-values in RocksDB are rewritten by every compaction that passes over them and `list()` has to read
-them to walk the keys; as files, they are written once.
+every other Python thread: a 1 ms timer in the main thread (think: a trio event loop waiting on
+`to_thread`) woke 5-12 ms late at the median while a worker put 1 MiB blocks into RocksDB with
+`sync=True`, and 0.1 ms late (as when idle) while it wrote them as files, because file I/O and
+hashlib release the GIL. That result held in every run; raw throughput did not: for 1 MiB puts, files
+and RocksDB came out within about 2.5x of each other either way between runs, because creating files
+is the part of this shared disk whose latency swings most (30 us to 5 ms). Verified reads are on par
+(sha2-256 dominates), unverified file reads are faster. For small blocks RocksDB wins by one to two
+orders of magnitude. Beyond the benchmark, large values in RocksDB are rewritten by every compaction
+that passes over them and `list()` has to read them to walk the keys; as files, they are written once.
 
 Each put goes to one backend, which writes it atomically, so the hybrid is atomic too. A large put
 first checks RocksDB (a bloom-filtered lookup, microseconds), so lowering `threshold` between runs
@@ -47,8 +48,9 @@ DEFAULT_HYBRID_THRESHOLD = 64 * 1024
 """Blocks of at least this many bytes are stored as files.
 
 Peergos blocks are either small nodes (up to a few KiB) or ~1 MiB fragments, so any value between
-~16 KiB and ~512 KiB splits them the same way; 64 KiB is near the put crossover the benchmark's size
-sweep found when the disk was quiet (RocksDB ahead below it, files ahead above it).
+~16 KiB and ~512 KiB splits them the same way. 64 KiB is where puts crossed over (RocksDB ahead below,
+files ahead above) when the disk was quiet; under contention file creation costs milliseconds and the
+crossover moves up (the benchmark's size sweep shows the current state).
 """
 
 

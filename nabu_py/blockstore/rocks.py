@@ -22,13 +22,13 @@ compaction. `size` has to read the value (RocksDB keeps no separate length). `li
 order, re-opening an iterator after the last key for each chunk of `_LIST_CHUNK`.
 
 Measured on this machine (benchmarks/blockstore.py): RocksDB is far better than files for small blocks
-(one WAL append instead of creating, renaming and fsyncing a file). For 1 MiB values it is several
-times slower than plain files without fsync; with `sync=True` its single WAL fsync beats the two
-fsyncs (file, directory) of an atomic file write. But **rocksdict holds the GIL for the whole RocksDB
-call, fsync included**: while a worker thread puts a 1 MiB block with `sync=True`, every other Python
-thread, including a trio event loop waiting on `to_thread`, stalls for milliseconds (median timer
-lateness ~5 ms against ~0.1 ms for the file store). Batch with `put_many` (one fsync per batch) where
-latency matters; `HybridBlockstore` keeps large blocks in files for this reason.
+(one WAL append instead of creating and renaming a file); for 1 MiB values the two are within a small
+factor of each other, which way round depending on the run. But **rocksdict holds the GIL for the whole
+RocksDB call, fsync included**: while a worker thread puts 1 MiB blocks with `sync=True`, every other
+Python thread, including a trio event loop waiting on `to_thread`, stalls (a 1 ms timer woke 5-12 ms
+late at the median, against 0.1 ms while the file store wrote). Even a small `sync=True` put holds the
+GIL for one WAL fsync; batch with `put_many` (one fsync per batch) where latency matters.
+`HybridBlockstore` keeps large blocks in files for this reason.
 """
 
 from __future__ import annotations
