@@ -26,7 +26,9 @@ storage hooks (`_lookup`, `_has`, `_put`, `_put_many`, `_rm`, `_size`, `_chunks`
 
 Threading: every method may be called from any thread concurrently with any other (trio code calls
 small operations directly and large ones through `trio.to_thread.run_sync`). Operations are
-synchronous; none of them blocks on another store operation except `close()`.
+synchronous; none of them blocks on another store operation except `close()`. Beware that rocksdict
+keeps the GIL during RocksDB calls (fsync included), so RocksDB work stalls the event loop even from a
+worker thread; file I/O and hashing release the GIL (measurements in `rocks` and `hybrid`).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class Blockstore(Protocol):
       raise `DecodeError`). It is idempotent and atomic: a reader, or a process reopening the store
       after a crash, sees either the whole block or no block, never a prefix. Persistent stores opened
       with `sync=True` (the default) return only once the block is durable on disk; with `sync=False`
-      it survives a process crash but may be lost (never served corrupt) after a power failure.
+      it survives a process crash, but after a power failure it may be lost or (file stores) read
+      back as `CorruptBlock` — never served wrong while reads are verified.
     - `put_many(blocks)` validates every block first, so nothing is written if any block is invalid;
       each block is then stored atomically (the batch as a whole need not be).
     - `put_block(codec, data)` stores a block under its CIDv1 sha2-256 and returns that CID.
