@@ -56,7 +56,7 @@ _log = logging.getLogger(__name__)
 _BATCH_BYTES = 32 * 1024 * 1024
 _LIST_CHUNK = 1024
 _DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
-_DEFAULT_WRITE_BUFFER_BYTES = 64 * 1024 * 1024
+_DEFAULT_WRITE_BUFFER_BYTES = 32 * 1024 * 1024
 
 
 def _failure(action: str, e: Exception) -> BlockstoreError:
@@ -102,7 +102,8 @@ class RocksBlockstore(BlockstoreBase):
     """A `Blockstore` in one RocksDB database at `path` (a directory; created unless `create=False`).
 
     `sync`: fsync the WAL before a write returns (durable against power loss). `verify`: re-hash every
-    block read. `cache_bytes` / `write_buffer_bytes` bound RocksDB's memory.
+    block read. RocksDB's memory stays below about `cache_bytes + 3 * write_buffer_bytes` (block cache,
+    up to three memtables) plus index and filter blocks, which live in the cache.
     """
 
     def __init__(
