@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from nabu_py.blockstore import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -532,6 +538,7 @@ class StoreVsDict(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="bs-model-"))
         self.store = self.impl.open(self.dir / "s", sync=False, max_block_size=4096)
         self.model: dict[Cid, bytes] = {}
+        self.reopens = 0
 
     def teardown(self) -> None:
         self.store.close()
@@ -579,11 +586,12 @@ class StoreVsDict(RuleBasedStateMachine):
         else:
             assert self.store.get(cid) == expected
 
+    @precondition(lambda self: self.impl.persistent and self.reopens < 2)  # opening RocksDB is slow
     @rule()
     def reopen(self) -> None:
-        if self.impl.persistent:
-            self.store.close()
-            self.store = self.impl.open(self.dir / "s", sync=False, max_block_size=4096)
+        self.reopens += 1
+        self.store.close()
+        self.store = self.impl.open(self.dir / "s", sync=False, max_block_size=4096)
 
     @invariant()
     def same_listing(self) -> None:
