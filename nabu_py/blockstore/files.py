@@ -136,7 +136,9 @@ class FileBlockstore(BlockstoreBase):
             if not create:
                 raise BlockstoreError(f"no file block store at {self._root}")
             self._makedirs(self._root)
-        self._lock_fd = os.open(os.path.join(self._root, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+        self._lock_fd = os.open(
+            os.path.join(self._root, _LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+        )
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
