@@ -17,7 +17,7 @@ from peergos_node.vectors.runner import FileReport, format_reports, run_director
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT.parent / "shared" / "vectors"
 
-FULLY_PASSING: set[str] = set()
+FULLY_PASSING: set[str] = {"champ.json"}
 CBOR_CASES_REQUIRED: set[str] = set()
 
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from peergos_node.vectors.checks import cbor
+from peergos_node.vectors.checks import cbor, champ
 
-ALL: list[Any] = [cbor]
+ALL: list[Any] = [cbor, champ]
