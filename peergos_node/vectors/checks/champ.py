@@ -170,20 +170,33 @@ def _check_update(update: dict[str, Any], trees: list[dict[str, Any]], report: F
             raise CheckFailed(f"update_case root_before {before} is none of the cases' trees")
         champ, store, mappings = state["champ"], state["store"], state["mappings"]
         new_value = _cid(update["updated_value_cid_hex"])
-        m = re.search(r"key (\d+)", str(update.get("description", "")))
-        if m is not None:
-            index = int(m.group(1))
-        else:  # find the changed key from Java's result
-            after_store = MemoryBlockStore()
-            for block_hex in update["after_update"]["blocks_by_cid_hex"].values():
-                after_store.put(bytes.fromhex(block_hex))
-            java = Champ(after_store, champ.hasher)
-            changed = {k for k, v in java.items(_cid(update["after_update"]["root_cid"])) if v == new_value}
-            index = next(i for i, (k, _v, _h) in enumerate(mappings) if k in changed)
+        index = _updated_index(update, mappings, champ, new_value)
         key, old, _h = mappings[index]
         after = champ.put(before, key, old, new_value)
         _compare_tree(champ, store, after, update["after_update"], "after update")
         expect_equal("lookup of the updated key", champ.get(after, key), new_value)
+
+
+def _updated_index(
+    update: dict[str, Any], mappings: list[tuple[bytes, Cid, bytes]], champ: Champ, new_value: Cid
+) -> int:
+    """Which mapping `update_case` re-maps: "key i" of the description, found by its value (the value
+    rule is sha256("champ-value/" + i)), else the one key whose value differs in Java's result."""
+    m = re.search(r"key (\d+)", str(update.get("description", "")))
+    if m is not None:
+        old_value = Cid.for_block(CODEC_DAG_CBOR, f"champ-value/{m.group(1)}".encode())
+        for i, (_k, v, _h) in enumerate(mappings):
+            if v == old_value:
+                return i
+    after_store = MemoryBlockStore()
+    for block_hex in update["after_update"]["blocks_by_cid_hex"].values():
+        after_store.put(bytes.fromhex(block_hex))
+    java = Champ(after_store, champ.hasher)
+    changed = {k for k, v in java.items(_cid(update["after_update"]["root_cid"])) if v == new_value}
+    for i, (k, _v, _h) in enumerate(mappings):
+        if k in changed:
+            return i
+    raise CheckFailed("update_case: cannot tell which key was re-mapped")
 
 
 def check(doc: dict[str, Any], ctx: Context, report: FileReport) -> None:
