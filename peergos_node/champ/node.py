@@ -28,7 +28,7 @@ generic dag-cbor encoder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nabu_py.codec import dag_cbor
@@ -87,6 +87,9 @@ class ChampNode:
     buckets: tuple[Bucket, ...]
     children: tuple[Cid, ...]
     mirror_bat: Cid | None = None
+    segments: dict[int, bytes] | None = field(default=None, compare=False, repr=False)
+    """Memo of each occupied position's encoded CBOR item (bucket list or link), filled on first encode;
+    an edit re-encodes only the positions it changes."""
 
     def bucket_at(self, bit: int) -> Bucket | None:
         """The bucket at bit position `bit`, or None."""
@@ -112,18 +115,25 @@ class ChampNode:
 
     def slots(self) -> list[tuple[int, Bucket | Cid]]:
         """(bit, bucket or child link) for every occupied position, in increasing bit order."""
+        if not self.node_map:
+            return list(zip(BITS[self.data_map], self.buckets, strict=True))
+        if not self.data_map:
+            return list(zip(BITS[self.node_map], self.children, strict=True))
         out: list[tuple[int, Bucket | Cid]] = []
-        di = ni = 0
-        dm, nm = self.data_map, self.node_map
-        for bit in range(WIDTH):
-            b = 1 << bit
-            if dm & b:
-                out.append((bit, self.buckets[di]))
-                di += 1
-            elif nm & b:
-                out.append((bit, self.children[ni]))
-                ni += 1
+        out.extend(zip(BITS[self.data_map], self.buckets, strict=True))
+        out.extend(zip(BITS[self.node_map], self.children, strict=True))
+        out.sort(key=_first)
         return out
+
+
+def _first(item: tuple[int, Any]) -> int:
+    return item[0]
+
+
+BITS: tuple[tuple[int, ...], ...] = tuple(
+    tuple(b for b in range(WIDTH) if x >> b & 1) for x in range(1 << WIDTH)
+)
+"""BITS[bitmap] = the set bit positions of an 8-bit bitmap, increasing."""
 
 
 EMPTY_NODE = ChampNode(0, 0, (), ())
@@ -190,22 +200,46 @@ def encode_bucket(bucket: Bucket) -> bytes:
     return b"".join(parts)
 
 
-def encode_node(node: ChampNode) -> bytes:
-    """Serialise a node exactly as Java Peergos does."""
-    n = len(node.buckets) + len(node.children)
+def link_item(cid: Cid) -> bytes:
+    """The tag-42 CBOR item of a merkle link."""
+    return _link_item(cid)
+
+
+def node_segments(node: ChampNode) -> dict[int, bytes]:
+    """bit -> encoded CBOR item of that position (memoised on the node)."""
+    segs = node.segments
+    if segs is None:
+        segs = {}
+        for bit, bucket in zip(BITS[node.data_map], node.buckets, strict=True):
+            segs[bit] = encode_bucket(bucket)
+        for bit, child in zip(BITS[node.node_map], node.children, strict=True):
+            segs[bit] = _link_item(child)
+        object.__setattr__(node, "segments", segs)
+    return segs
+
+
+def assemble_node(data_map: int, node_map: int, segments: dict[int, bytes], mirror_bat: Cid | None) -> bytes:
+    """The node bytes from each position's encoded item: buckets in increasing, links in decreasing bit
+    order, wrapped in the mirror-BAT map when there is one."""
+    n = data_map.bit_count() + node_map.bit_count()
     parts = [
         b"\x83",
-        _bitmap_item(node.data_map),
-        _bitmap_item(node.node_map),
+        _bitmap_item(data_map),
+        _bitmap_item(node_map),
         _ARRAY_HEAD[n] if n < 256 else _head(4, n),
     ]
-    parts.extend(encode_bucket(b) for b in node.buckets)
-    parts.extend(_link_item(c) for c in reversed(node.children))
+    parts.extend(segments[bit] for bit in BITS[data_map])
+    parts.extend(segments[bit] for bit in reversed(BITS[node_map]))
     body = b"".join(parts)
-    if node.mirror_bat is None:
+    if mirror_bat is None:
         return body
     # {"d": body, "bats": [h'batid']}: canonical dag-cbor key order is length first, so "d" precedes "bats".
-    return b"\xa2\x61d" + body + b"\x64bats\x81" + _bytes_item(node.mirror_bat.to_bytes())
+    return b"\xa2\x61d" + body + b"\x64bats\x81" + _bytes_item(mirror_bat.to_bytes())
+
+
+def encode_node(node: ChampNode) -> bytes:
+    """Serialise a node exactly as Java Peergos does."""
+    return assemble_node(node.data_map, node.node_map, node_segments(node), node.mirror_bat)
 
 
 def node_to_cbor(node: ChampNode) -> CborValue:
@@ -309,18 +343,22 @@ __all__ = [
     "MAX_BUCKET",
     "MAX_DEPTH",
     "MAX_NODE_BYTES",
+    "BITS",
     "WIDTH",
     "Bucket",
     "ChampNode",
     "CborValue",
     "Entry",
+    "assemble_node",
     "decode_node",
     "encode_bucket",
     "encode_node",
     "encode_value",
     "hash_int",
     "key_order",
+    "link_item",
     "mask",
     "node_from_cbor",
+    "node_segments",
     "node_to_cbor",
 ]
