@@ -35,13 +35,19 @@ highest set bit of the two bitmaps and so can miss removals). `merge(base, ours,
 changes onto ours with CAS on the base values, or raises `ConcurrentModification` when both sides changed
 a common key; remote removals are removals (Java re-puts them as null values).
 
+**Mirror BAT.** A root keeps its mirror BatId (the `{d, bats}` root form) through edits unless an edit
+passes `mirror_bat=` to replace it; nodes below the root never carry one. (Java drops the root's BAT in
+two remove paths when the caller passes none.)
+
 **Proofs** (§5.3). `get_path` returns the blocks on a key's lookup path (the server side of
 `champ/get` and `champ/get/bulk`); `verify_path` redoes the lookup from such a block list with every block
 checked against its sha2-256 CID, so a client trusts no server.
 
 **Hostile trees.** Nodes are decoded strictly (`node.decode_node`); walks stop with `DecodeError` below depth
 31, and whole-tree walks (`items`, `diff`, `validate`) reject a DAG that repeats a node (a valid tree never
-does), so a malicious store cannot make work grow beyond the blocks it serves.
+does), so a malicious store cannot make work grow beyond the blocks it serves. Blocks read through the store
+are not re-hashed here: a store fed from untrusted sources must verify hashes itself (as `verify_paths`
+does for proofs).
 """
 
 from __future__ import annotations

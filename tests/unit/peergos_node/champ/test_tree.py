@@ -503,3 +503,15 @@ def test_large_batches_pause_and_restore_the_cyclic_gc() -> None:
         assert not gc.isenabled()  # an application's own choice is kept
     finally:
         gc.enable()
+
+
+def test_a_batch_failing_two_ways_writes_nothing() -> None:
+    store, champ, root = _fresh()
+    r = champ.put_all(root, {k: V[0] for k in COLLIDING_KEYS[:4]})
+    before = store.puts
+    changes = [Change(COLLIDING_KEYS[4], None, V[0]), Change(b"\x07" * 32, V[1], V[2])]
+    with pytest.raises((CasError, HashCollision)):
+        champ.apply(r, changes)
+    with pytest.raises(CasError):
+        champ.apply(r, [Change(b"\x07" * 32, None, V[2]), Change(COLLIDING_KEYS[0], V[1], V[2])])
+    assert store.puts == before
