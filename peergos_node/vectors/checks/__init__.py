@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from peergos_node.vectors.checks import cbor, login, nacl, pow, s3_bat_auth, secret_link
+from peergos_node.vectors.checks import cbor, champ, login, nacl, pow, s3_bat_auth, secret_link
 
-ALL: list[Any] = [cbor, login, nacl, pow, s3_bat_auth, secret_link]
+ALL: list[Any] = [cbor, champ, login, nacl, pow, s3_bat_auth, secret_link]
