@@ -26,11 +26,13 @@ All methods are synchronous and thread-safe; the HTTP layer runs them in worker 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from nabu_py.blockstore.base import Blockstore
@@ -149,7 +151,10 @@ class HomeStorage:
         pointers: PointerStore,
         usage: UsageStore,
         clock: Callable[[], float] = time.time,
+        atomic: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
+        """`atomic` groups several stores' writes into one commit (the SQL stores' `Database.transaction`
+        when they share one database)."""
         self.peer_id = peer_id
         self.blocks = blocks
         self.metadata = metadata
@@ -161,6 +166,9 @@ class HomeStorage:
         self._gc_written: set[bytes] | None = None
         self._pointer_lock = threading.Lock()
         self._getter = _BlockGetter(blocks)
+        self.atomic = atomic
+        self._owner_cache: dict[bytes, str] = {}
+        self._writer_cache: dict[bytes, str] = {}
 
     def now_ms(self) -> int:
         """The injected clock in milliseconds."""
@@ -169,22 +177,36 @@ class HomeStorage:
     # ---- users -----------------------------------------------------------------------------------
     def register_user(self, username: str, identity: PublicKeyHash, quota: int) -> None:
         """Make `username` a local user (signup, admin tools, tests)."""
-        self.usage.add_user(username, identity.to_bytes(), quota)
-        self.usage.add_writer(username, identity.to_bytes())
+        with self.atomic():
+            self.usage.add_user(username, identity.to_bytes(), quota)
+            self.usage.add_writer(username, identity.to_bytes())
+        self._owner_cache.clear()
 
     def _local_user_of_owner(self, owner: PublicKeyHash) -> str:
-        username = self.usage.user_of_identity(owner.to_bytes())
+        key = owner.to_bytes()
+        username = self._owner_cache.get(key)
         if username is None:
-            raise StorageError(f"owner {owner} is not a user of this server")
+            username = self.usage.user_of_identity(key)
+            if username is None:
+                raise StorageError(f"owner {owner} is not a user of this server")
+            if len(self._owner_cache) > 10_000:
+                self._owner_cache.clear()
+            self._owner_cache[key] = username
         return username
 
     def _user_of_writer(self, owner: PublicKeyHash, writer: PublicKeyHash) -> str:
         username = self._local_user_of_owner(owner)
-        rec = self.usage.writer(writer.to_bytes())
+        key = writer.to_bytes()
+        if self._writer_cache.get(key) == username:
+            return username
+        rec = self.usage.writer(key)
         if rec is None and self._register_missed_writer(username, owner, writer):
-            rec = self.usage.writer(writer.to_bytes())
+            rec = self.usage.writer(key)
         if rec is None or rec.username != username:
             raise StorageError(f"Key not allowed to write to this server: {writer}")
+        if len(self._writer_cache) > 100_000:
+            self._writer_cache.clear()
+        self._writer_cache[key] = username
         return username
 
     def _register_missed_writer(self, username: str, owner: PublicKeyHash, writer: PublicKeyHash) -> bool:
@@ -310,18 +332,22 @@ class HomeStorage:
         if not self.transactions.is_open(tid, owner.to_bytes()):
             raise StorageError(f"no open transaction {tid!r} for this owner")
         self._check_quota(username, writer, total)
+        # Blocks first (durable on return), then one commit for the transaction record, metadata and
+        # pending usage; both under the shared GC lock, so a sweep sees either none or all of it.
         with self.gc_lock.shared():
             keys = [c.to_bytes() for c in cids]
-            self.transactions.add_blocks(tid, owner.to_bytes(), keys)
             written = self._gc_written
             if written is not None:
                 written.update(keys)
             fresh = [(c, b) for c, b in zip(cids, blocks, strict=True) if not self.blocks.has(c)]
             if fresh:
                 self.blocks.put_many(fresh)
-            for c, m in zip(cids, metas, strict=True):
-                self.metadata.put(c.to_bytes(), m)
-            self.usage.add_pending(writer.to_bytes(), sum(len(b) for _, b in fresh))
+            with self.atomic():
+                self.transactions.add_blocks(tid, owner.to_bytes(), keys)
+                for k, m in zip(keys, metas, strict=True):
+                    self.metadata.put(k, m)
+                if fresh:
+                    self.usage.add_pending(writer.to_bytes(), sum(len(b) for _, b in fresh))
         return cids
 
     def _writer_key(self, writer: PublicKeyHash) -> PublicSigningKey:
@@ -331,9 +357,7 @@ class HomeStorage:
             raise StorageError(f"writer key {writer} is not an inline Ed25519 key") from None
 
     def _check_quota(self, username: str, writer: PublicKeyHash, size: int) -> None:
-        quota = self.usage.quota(username)
-        expected = self.usage.total_usage(username)
-        errored = self.usage.is_errored(username)
+        quota, expected, errored = self.usage.account(username)
         limit = quota + USAGE_TOLERANCE if errored else quota
         if expected + size > limit:
             self.usage.set_errored(username, True)
@@ -472,7 +496,8 @@ class HomeStorage:
             if not self.pointers.compare_and_set_many(cas):
                 raise StorageError("pointer changed concurrently; retry")
             for u, _cur, upd in checked:
-                self._after_commit(u.writer, upd.updated)
+                with self.atomic():
+                    self._after_commit(u.writer, upd.updated)
         return True
 
     def _after_commit(self, writer: PublicKeyHash, target: Cid | None) -> None:

@@ -32,6 +32,7 @@ def test_gc_during_continuous_writes_loses_nothing_reachable(tmp_path: Path) -> 
         SqlTransactionStore(db),
         SqlPointerStore(db),
         SqlUsageStore(db),
+        atomic=db.transaction,
     )
     user = PeergosUser.create("writer-during-gc")
     user.signup(storage, quota=1 << 30)

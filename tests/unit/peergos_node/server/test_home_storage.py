@@ -71,6 +71,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HomeStor
         SqlPointerStore(db),
         SqlUsageStore(db),
         clock,
+        atomic=db.transaction,
     )
     yield s
     blocks.close()
