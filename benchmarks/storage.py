@@ -33,12 +33,12 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nabu_py.blockstore import open_blockstore  # noqa: E402
-from nabu_py.codec import dag_cbor  # noqa: E402
-from nabu_py.multiformats.cid import CODEC_RAW, Cid  # noqa: E402
-from peergos_node.crypto.public_key_hash import PublicKeyHash  # noqa: E402
-from peergos_node.crypto.rng import DeterministicRng  # noqa: E402
-from peergos_node.crypto.signing import SigningKeyPair  # noqa: E402
+from nabu_py.blockstore import open_blockstore
+from nabu_py.codec import dag_cbor
+from nabu_py.multiformats.cid import CODEC_RAW, Cid
+from peergos_node.crypto.public_key_hash import PublicKeyHash
+from peergos_node.crypto.rng import DeterministicRng
+from peergos_node.crypto.signing import SigningKeyPair
 
 BLOCK = 1024 * 1024
 
@@ -211,12 +211,10 @@ def main() -> int:
         )
     put_ratio = statistics.median(rp / tp for rp, tp in zip(raw_put, api_put, strict=True))
     get_ratio = statistics.median(rg / tg for rg, tg in zip(raw_get, api_get, strict=True))
-    print(
-        f"median API put {median_rate(nbytes, api_put):.0f} MB/s vs raw {median_rate(nbytes, raw_put):.0f} MB/s"
-    )
-    print(
-        f"median API get {median_rate(nbytes, api_get):.0f} MB/s vs raw {median_rate(nbytes, raw_get):.0f} MB/s"
-    )
+    for name, api, raw in (("put", api_put, raw_put), ("get", api_get, raw_get)):
+        print(
+            f"median API {name} {median_rate(nbytes, api):.0f} MB/s, raw {median_rate(nbytes, raw):.0f} MB/s"
+        )
     print(f"ratio put API/raw = {put_ratio:.2f}x (goal >= 0.6)")
     print(f"ratio get API/raw = {get_ratio:.2f}x (goal >= 0.6)")
     return 0

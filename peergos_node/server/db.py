@@ -7,12 +7,12 @@ calls in worker threads.
 
 Durability: SQLite runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives SIGKILL
 of the process (the WAL is in the OS page cache) and an uncommitted one leaves no trace; after a power
-loss the last commits may be rolled back together, in order, never torn. Pass `synchronous="FULL"` to
-also fsync every commit.
+loss the last commits may be rolled back together, in order, never torn. Pass `synchronous="FULL"`
+to also fsync every commit.
 
 Nested `transaction()` calls on the same thread join the outer transaction, so a caller can group
-several stores' writes (all on one Database) into one atomic commit. `transaction()` takes the write lock up front
-(`BEGIN IMMEDIATE`) so read-modify-write sequences inside it are atomic even against other processes;
+several stores' writes (all on one Database) into one atomic commit. `transaction()` takes the write
+lock up front (`BEGIN IMMEDIATE`) so read-modify-write sequences inside it are atomic even against other processes;
 PostgreSQL transactions run at SERIALIZABLE isolation for the same reason (a conflict with another
 process surfaces as a DatabaseError and the caller's operation fails cleanly, changing nothing).
 """

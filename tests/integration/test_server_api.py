@@ -12,8 +12,15 @@ import pytest
 from nabu_py.blockstore import open_blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.multiformats.cid import CODEC_RAW, Cid
-from peergos_node.client.http import HttpMutablePointers, HttpSpace, HttpStorage, PeergosHttp, RemoteError
-from peergos_node.client.http import RemotePointerCas, RemoteQuotaExceeded
+from peergos_node.client.http import (
+    HttpMutablePointers,
+    HttpSpace,
+    HttpStorage,
+    PeergosHttp,
+    RemoteError,
+    RemotePointerCas,
+    RemoteQuotaExceeded,
+)
 from peergos_node.mutable.pointer_update import PointerUpdate
 from peergos_node.mutable.signed_pointer import sign_pointer
 from peergos_node.server.api import build_api
