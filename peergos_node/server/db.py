@@ -13,8 +13,9 @@ to also fsync every commit.
 Nested `transaction()` calls on the same thread join the outer transaction, so a caller can group
 several stores' writes (all on one Database) into one atomic commit. `transaction()` takes the write
 lock up front (`BEGIN IMMEDIATE`) so read-modify-write sequences inside it are atomic even against
-other processes; PostgreSQL transactions run at SERIALIZABLE isolation for the same reason (a conflict with another
-process surfaces as a DatabaseError and the caller's operation fails cleanly, changing nothing).
+other processes; PostgreSQL transactions run at SERIALIZABLE isolation for the same reason (a
+conflict with another process surfaces as a DatabaseError and the caller's operation fails cleanly,
+changing nothing).
 """
 
 from __future__ import annotations
