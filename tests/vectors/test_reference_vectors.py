@@ -17,7 +17,14 @@ from peergos_node.vectors.runner import FileReport, format_reports, run_director
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT.parent / "shared" / "vectors"
 
-FULLY_PASSING: set[str] = {"champ.json", "login.json", "nacl.json", "pow.json", "s3_bat_auth.json", "secret_link.json"}
+FULLY_PASSING: set[str] = {
+    "champ.json",
+    "login.json",
+    "nacl.json",
+    "pow.json",
+    "s3_bat_auth.json",
+    "secret_link.json",
+}
 CBOR_CASES_REQUIRED: set[str] = {
     # keys, signatures, key hashes (peergos_node.crypto)
     "SymmetricKey",
@@ -46,6 +53,17 @@ CBOR_CASES_REQUIRED: set[str] = {
     "AbsoluteCapability",
     "AbsoluteCapability_no_bat",
     "WritableAbsoluteCapability",
+    # pointers, ownership, writer roots, login entry points (peergos_node.mutable, peergos_node.accounts)
+    "PointerUpdate_no_sequence",
+    "PointerUpdate_with_sequence",
+    "PointerUpdate_to_empty",
+    "SignedPointerUpdate_no_sequence",
+    "SignedPointerUpdate_with_sequence",
+    "OwnerProof",
+    "WriterData_writer",
+    "WriterData_full",
+    "EntryPoint",
+    "UserStaticData",
 }
 
 

@@ -15,7 +15,10 @@ CaseHandler = Callable[[dict[str, Any], dict[str, Any], Context], None]
 
 # Modules contributing `CASES: dict[str, CaseHandler]`; an exact case name wins over its prefix
 # before the first underscore (e.g. "PointerUpdate" handles "PointerUpdate_to_empty").
-HANDLER_MODULES: list[str] = ["peergos_node.vectors.checks.cbor_crypto"]
+HANDLER_MODULES: list[str] = [
+    "peergos_node.vectors.checks.cbor_crypto",
+    "peergos_node.vectors.checks.cbor_mutable",
+]
 
 
 def _handlers() -> dict[str, CaseHandler]:

@@ -1,0 +1,1 @@
+"""Accounts: encrypted login data, entry points, login and signup (spec/peergos.md §2)."""
