@@ -95,7 +95,7 @@ class KademliaConfig:
     max_queries: int = 64
     """Concurrent user queries; starting one more raises QueryLimitReached."""
     replacement_cache_size: int = 10
-    liveness_interval: float = 60.0
+    liveness_interval: float = 600.0
     """A full bucket's oldest entry is probed before eviction only if unheard of for this long."""
     max_failures: int = 3
     """Consecutive failures that evict a table entry with no replacement waiting."""
@@ -112,8 +112,8 @@ class KademliaConfig:
     """Peers whose ADD_PROVIDER budget is tracked (least recently active are forgotten)."""
     refresh_interval: float | None = 300.0
     """Period of the routing-table refresh; None disables it (simulations, tests)."""
-    purge_interval: float = 3600.0
-    """Period of expired-record purges."""
+    purge_interval: float | None = 3600.0
+    """Period of expired-record purges; None disables them (expired entries stay invisible anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +258,7 @@ class KademliaEngine:
         self._next_id = 1
         self._limiter = _RateLimiter(cfg.add_provider_rate, cfg.add_provider_burst, cfg.rate_limited_peers)
         self._next_refresh = None if cfg.refresh_interval is None else now + cfg.refresh_interval
-        self._next_purge = now + cfg.purge_interval
+        self._next_purge = None if cfg.purge_interval is None else now + cfg.purge_interval
 
     # -- inbound requests ----------------------------------------------------------------------
 
@@ -495,13 +495,15 @@ class KademliaEngine:
         lookup = ProvideLookup(key, self.self_peer, self._seeds(key, now), self._params(now))
         return self._start(QueryKind.PROVIDE, lookup, now)
 
-    def bootstrap(self, now: float) -> list[Action]:
-        """Join/refresh: a lookup of our own id, then of a random id in each bucket due for refresh."""
+    def bootstrap(self, now: float, *, refresh_buckets: bool = True) -> list[Action]:
+        """Join/refresh: a lookup of our own id, then (if `refresh_buckets`) of a random id in each
+        bucket not looked up within `refresh_interval` (every bucket when it is None)."""
         actions: list[Action] = []
         targets = [self.local_peer_id]
-        interval = self.config.refresh_interval or 0.0
-        for cpl in self.table.buckets_due_for_refresh(now, interval):
-            targets.append(random_peer_id_in_bucket(self.table.local_key, cpl, self.rng))
+        if refresh_buckets:
+            interval = self.config.refresh_interval or 0.0
+            for cpl in self.table.buckets_due_for_refresh(now, interval):
+                targets.append(random_peer_id_in_bucket(self.table.local_key, cpl, self.rng))
         for key in targets:
             lookup = FindNodeLookup(key, self._seeds(key, now), self._params(now))
             actions.extend(self._start(QueryKind.FIND_NODE, lookup, now, user=False)[1])
@@ -615,9 +617,10 @@ class KademliaEngine:
 
     def next_deadline(self) -> float | None:
         """When `on_timer` must next run, or None if nothing is scheduled."""
-        best = self._next_purge
-        if self._next_refresh is not None and self._next_refresh < best:
-            best = self._next_refresh
+        best = float("inf")
+        for t in (self._next_purge, self._next_refresh):
+            if t is not None and t < best:
+                best = t
         for q in self._queries.values():
             d = q.lookup.next_deadline()
             if d is not None and d < best:
@@ -625,7 +628,7 @@ class KademliaEngine:
         for _, p in self._probes.values():
             if p.deadline < best:
                 best = p.deadline
-        return best
+        return None if best == float("inf") else best
 
     def on_timer(self, now: float) -> list[Action]:
         """Expire overdue requests and probes, run due refreshes and purges."""
@@ -643,7 +646,8 @@ class KademliaEngine:
             assert self.config.refresh_interval is not None
             self._next_refresh = now + self.config.refresh_interval
             actions.extend(self.bootstrap(now))
-        if self._next_purge <= now:
+        if self._next_purge is not None and self._next_purge <= now:
+            assert self.config.purge_interval is not None
             self._next_purge = now + self.config.purge_interval
             self.records.purge_expired(now)
             self.providers.purge_expired(now)

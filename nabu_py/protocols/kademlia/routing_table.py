@@ -28,7 +28,7 @@ has its top bit at position c), then buckets c-1, c-2, ..., 0; only the groups n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -37,7 +37,7 @@ from nabu_py.protocols.kademlia.messages import Peer
 
 DEFAULT_K = 20
 DEFAULT_REPLACEMENT_CACHE = 10
-DEFAULT_LIVENESS_INTERVAL = 60.0
+DEFAULT_LIVENESS_INTERVAL = 600.0
 DEFAULT_PROBE_TIMEOUT = 10.0
 DEFAULT_MAX_FAILURES = 3
 
@@ -75,12 +75,13 @@ class _Entry:
 
 
 class _Bucket:
+    # Both dicts are keyed by the peer's keyspace position (an int, unique per peer id) so that
+    # `closest` can sort them with the C-level `target.__xor__`; both are in least-recent-first order.
     __slots__ = ("cache", "live")
 
     def __init__(self) -> None:
-        self.live: dict[bytes, _Entry] = {}
-        # peer id -> (peer, key, last seen), oldest first
-        self.cache: dict[bytes, tuple[Peer, int, float]] = {}
+        self.live: dict[int, _Entry] = {}
+        self.cache: dict[int, tuple[Peer, float]] = {}
 
 
 _ADDED = AddResult(AddStatus.ADDED)
@@ -138,8 +139,7 @@ class RoutingTable:
     def __contains__(self, peer_id: object) -> bool:
         if not isinstance(peer_id, bytes):
             return False
-        b = self._buckets_for(peer_id)
-        return b is not None and peer_id in b.live
+        return self._entry(peer_id) is not None
 
     def __iter__(self) -> Iterator[Peer]:
         for b in self._buckets:
@@ -147,18 +147,20 @@ class RoutingTable:
                 for e in b.live.values():
                     yield e.peer
 
+    def _entry(self, peer_id: bytes) -> _Entry | None:
+        key = kad_key(peer_id)
+        cpl = KEY_BITS - (key ^ self.local_key).bit_length()
+        b = self._buckets[cpl] if cpl < KEY_BITS else None
+        return None if b is None else b.live.get(key)
+
     def get(self, peer_id: bytes) -> Peer | None:
         """The live entry for `peer_id`, if any."""
-        b = self._buckets_for(peer_id)
-        if b is None:
-            return None
-        e = b.live.get(peer_id)
+        e = self._entry(peer_id)
         return None if e is None else e.peer
 
     def last_seen(self, peer_id: bytes) -> float | None:
         """When `peer_id` was last confirmed alive, if it is live in the table."""
-        b = self._buckets_for(peer_id)
-        e = None if b is None else b.live.get(peer_id)
+        e = self._entry(peer_id)
         return None if e is None else e.last_seen
 
     def bucket_index(self, peer_id: bytes) -> int:
@@ -177,40 +179,41 @@ class RoutingTable:
         if count <= 0 or self._count == 0:
             return []
         buckets = self._buckets
+        xk = -1 if exclude is None else kad_key(exclude)
         c = KEY_BITS - (target ^ self.local_key).bit_length()
         out: list[Peer] = []
         if c < KEY_BITS:
             b = buckets[c]
             if b is not None and b.live:
-                self._extend_sorted(out, b.live.values(), target, exclude)
+                self._extend_sorted(out, b.live, target, xk, count)
                 if len(out) >= count:
-                    return out[:count]
-            deeper: list[_Entry] = []
+                    return out
+            deeper: dict[int, _Entry] = {}
             for j in range(c + 1, self._deepest + 1):
                 bj = buckets[j]
-                if bj is not None and bj.live:
-                    deeper.extend(bj.live.values())
+                if bj is not None:
+                    deeper.update(bj.live)
             if deeper:
-                self._extend_sorted(out, deeper, target, exclude)
+                self._extend_sorted(out, deeper, target, xk, count)
                 if len(out) >= count:
-                    return out[:count]
+                    return out
             start = c - 1
         else:
             start = self._deepest
         for j in range(min(start, self._deepest), -1, -1):
             bj = buckets[j]
             if bj is not None and bj.live:
-                self._extend_sorted(out, bj.live.values(), target, exclude)
+                self._extend_sorted(out, bj.live, target, xk, count)
                 if len(out) >= count:
-                    return out[:count]
+                    return out
         return out
 
     @staticmethod
-    def _extend_sorted(
-        out: list[Peer], entries: Iterable[_Entry], target: int, exclude: bytes | None
-    ) -> None:
-        group = sorted((e.key ^ target, e.peer) for e in entries if e.peer.id != exclude)
-        out.extend(p for _, p in group)
+    def _extend_sorted(out: list[Peer], group: dict[int, _Entry], target: int, xk: int, count: int) -> None:
+        need = count - len(out)
+        for key in sorted(group, key=target.__xor__)[: need + 1]:
+            if key != xk and len(out) < count:
+                out.append(group[key].peer)
 
     # -- updates -------------------------------------------------------------------------------
 
@@ -224,31 +227,32 @@ class RoutingTable:
         b = self._buckets[cpl]
         if not server:
             if b is not None:
-                self._drop(b, pid)
+                self._drop(b, key)
             return _REJECTED
         if b is None:
             b = self._buckets[cpl] = _Bucket()
             if cpl > self._deepest:
                 self._deepest = cpl
         live = b.live
-        e = live.pop(pid, None)
+        e = live.pop(key, None)
         if e is not None:
             e.last_seen = now
             e.failures = 0
             e.probe_deadline = None
             if peer.addrs and peer.addrs != e.peer.addrs:
                 e.peer = peer
-            live[pid] = e
+            live[key] = e
             return _UPDATED
         if len(live) < self.k:
-            live[pid] = _Entry(peer, key, now)
-            b.cache.pop(pid, None)
+            live[key] = _Entry(peer, key, now)
+            if b.cache:
+                b.cache.pop(key, None)
             self._count += 1
             return _ADDED
         if self.replacement_cache_size:
             cache = b.cache
-            cache.pop(pid, None)
-            cache[pid] = (peer, key, now)
+            cache.pop(key, None)
+            cache[key] = (peer, now)
             if len(cache) > self.replacement_cache_size:
                 del cache[next(iter(cache))]
         oldest = next(iter(live.values()))
@@ -261,42 +265,44 @@ class RoutingTable:
 
     def record_failure(self, peer_id: bytes, now: float) -> bool:
         """Count a request `peer_id` did not answer; return True if it was evicted from the live set."""
-        b = self._buckets_for(peer_id)
+        key = kad_key(peer_id)
+        b = self._bucket_of(key)
         if b is None:
             return False
-        e = b.live.get(peer_id)
+        e = b.live.get(key)
         if e is None:
-            b.cache.pop(peer_id, None)
+            b.cache.pop(key, None)
             return False
         e.failures += 1
         e.probe_deadline = None
         if not b.cache and e.failures < self.max_failures:
             return False
-        del b.live[peer_id]
+        del b.live[key]
         self._count -= 1
         if b.cache:
-            _, (peer, key, seen) = b.cache.popitem()
-            promoted = _Entry(peer, key, seen)
+            ckey, (peer, seen) = b.cache.popitem()
+            promoted = _Entry(peer, ckey, seen)
             entries = [*b.live.values(), promoted]
             entries.sort(key=lambda x: x.last_seen)  # stable: keeps order among equal times
-            b.live = {x.peer.id: x for x in entries}
+            b.live = {x.key: x for x in entries}
             self._count += 1
         return True
 
     def remove(self, peer_id: bytes) -> bool:
         """Forget `peer_id` entirely (live set and replacement cache); True if it was live."""
-        b = self._buckets_for(peer_id)
-        return b is not None and self._drop(b, peer_id)
+        key = kad_key(peer_id)
+        b = self._bucket_of(key)
+        return b is not None and self._drop(b, key)
 
-    def _drop(self, b: _Bucket, peer_id: bytes) -> bool:
-        b.cache.pop(peer_id, None)
-        if b.live.pop(peer_id, None) is not None:
+    def _drop(self, b: _Bucket, key: int) -> bool:
+        b.cache.pop(key, None)
+        if b.live.pop(key, None) is not None:
             self._count -= 1
             return True
         return False
 
-    def _buckets_for(self, peer_id: bytes) -> _Bucket | None:
-        cpl = KEY_BITS - (kad_key(peer_id) ^ self.local_key).bit_length()
+    def _bucket_of(self, key: int) -> _Bucket | None:
+        cpl = KEY_BITS - (key ^ self.local_key).bit_length()
         return self._buckets[cpl] if cpl < KEY_BITS else None
 
     # -- refresh bookkeeping -------------------------------------------------------------------
