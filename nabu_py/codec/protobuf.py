@@ -169,7 +169,7 @@ class Writer:
         return bytes(self._buf)
 
 
-def iter_fields(data: bytes) -> Iterator[tuple[int, int, FieldValue]]:
+def iter_fields(data: bytes | bytearray | memoryview) -> Iterator[tuple[int, int, FieldValue]]:
     """Yield (field_number, wire_type, value) for every field of an encoded message.
 
     VARINT values are unsigned (see `to_int32`/`to_int64`/`zigzag_decode`), I64/I32 values are
