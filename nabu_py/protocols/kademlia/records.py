@@ -123,12 +123,11 @@ class MemoryRecordStore:
 
     def get(self, key: bytes, now: float) -> StoredRecord | None:
         """See `RecordStore.get`."""
-        r = self._records.pop(key, None)
-        if r is None:
+        r = self._records.get(key)
+        if r is None or r.expires_at <= now:
             return None
-        if r.expires_at <= now:
-            return None
-        self._records[key] = r
+        del self._records[key]
+        self._records[key] = r  # most recently used last
         return r
 
     def put(self, record: StoredRecord) -> None:
