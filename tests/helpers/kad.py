@@ -67,11 +67,15 @@ class TinyNet:
                 dst = act.peer.id
                 if dst in self.dead or dst not in self.engines:
                     continue
-                replies = self.engines[dst].handle_request(src, act.message.encode(), self.now, sender_is_server=True)
+                replies = self.engines[dst].handle_request(
+                    src, act.message.encode(), self.now, sender_is_server=True
+                )
                 for r in replies:
                     if isinstance(r, Reply):
                         if act.expect_reply:
-                            out = self.engines[src].on_response(act.query_id, dst, r.message.encode(), self.now)
+                            out = self.engines[src].on_response(
+                                act.query_id, dst, r.message.encode(), self.now
+                            )
                             queue.extend((src, a) for a in out)
                     else:
                         queue.append((dst, r))

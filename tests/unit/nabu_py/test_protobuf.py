@@ -10,8 +10,14 @@ from nabu_py.errors import DecodeError
 
 @pytest.mark.parametrize(
     ("value", "encoded"),
-    [(0, b"\x00"), (1, b"\x01"), (127, b"\x7f"), (128, b"\x80\x01"), (300, b"\xac\x02"),
-     ((1 << 64) - 1, b"\xff" * 9 + b"\x01")],
+    [
+        (0, b"\x00"),
+        (1, b"\x01"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (300, b"\xac\x02"),
+        ((1 << 64) - 1, b"\xff" * 9 + b"\x01"),
+    ],
 )
 def test_varint_known_encodings(value: int, encoded: bytes) -> None:
     assert pb.encode_varint(value) == encoded

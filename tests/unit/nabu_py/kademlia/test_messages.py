@@ -27,9 +27,14 @@ def test_empty_record_is_still_present() -> None:
 
 
 def test_unknown_fields_skipped_and_unknown_enum_kept() -> None:
-    data = pb.Writer().write_uint(1, 42).write_bytes(2, b"key").write_bytes(77, b"junk").write_uint(
-        99, 5
-    ).finish()
+    data = (
+        pb.Writer()
+        .write_uint(1, 42)
+        .write_bytes(2, b"key")
+        .write_bytes(77, b"junk")
+        .write_uint(99, 5)
+        .finish()
+    )
     msg = m.Message.decode(data)
     assert msg.type == 42 and msg.key == b"key"
 

@@ -35,12 +35,16 @@ Responder = Callable[[Peer, Message], Message | None]
 
 def honest(k: int = 20) -> Responder:
     def answer(peer: Peer, req: Message) -> Message | None:
-        return Message(req.type, key=req.key, closer_peers=tuple(closest_in_universe(kad_key(req.key), k, peer.id)))
+        return Message(
+            req.type, key=req.key, closer_peers=tuple(closest_in_universe(kad_key(req.key), k, peer.id))
+        )
 
     return answer
 
 
-def drive(lookup: Lookup, respond: Responder, *, now: float = 0.0, max_steps: int = 10_000) -> tuple[int, float]:
+def drive(
+    lookup: Lookup, respond: Responder, *, now: float = 0.0, max_steps: int = 10_000
+) -> tuple[int, float]:
     """Answer requests one at a time (FIFO); silent peers are left to time out. Returns (requests, time)."""
     pending: list[tuple[Peer, Message]] = []
     sent = 0
@@ -245,8 +249,9 @@ def test_get_value_stops_at_quorum() -> None:
 
 
 def test_get_value_local_record_counts_towards_quorum() -> None:
-    lk = GetValueLookup(KEY, UNIVERSE[:20], params(), validator=SeqValidator(), quorum=2,
-                        local_value=make_value(KEY, 9))
+    lk = GetValueLookup(
+        KEY, UNIVERSE[:20], params(), validator=SeqValidator(), quorum=2, local_value=make_value(KEY, 9)
+    )
     values = {p.id: make_value(KEY, 1) for p in UNIVERSE}
     drive(lk, value_responder(values))
     res = lk.result()
@@ -291,7 +296,9 @@ def test_get_providers_deduplicates_and_stops_at_count() -> None:
         base = inner(p, m)
         assert base is not None
         provs = (prov_a, prov_a, prov_a_addr) if p.id < b"\x00\x24\x08\x01\x12\x20\x80" else (prov_a,)
-        return Message(MessageType.GET_PROVIDERS, key=MH, provider_peers=provs, closer_peers=base.closer_peers)
+        return Message(
+            MessageType.GET_PROVIDERS, key=MH, provider_peers=provs, closer_peers=base.closer_peers
+        )
 
     lk = GetProvidersLookup(MH, UNIVERSE[:20], params(), count=5)
     drive(lk, respond)

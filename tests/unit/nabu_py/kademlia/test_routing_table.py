@@ -70,8 +70,11 @@ def test_invariants_under_random_operations(seq: list[tuple[str, int, float]], k
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(1, 3000), min_size=0, max_size=200, unique=True), st.integers(0, 10**6),
-       st.integers(1, 30))
+@given(
+    st.lists(st.integers(1, 3000), min_size=0, max_size=200, unique=True),
+    st.integers(0, 10**6),
+    st.integers(1, 30),
+)
 def test_closest_matches_brute_force(ns: list[int], target_seed: int, count: int) -> None:
     t = RoutingTable(LOCAL, k=8)
     for n in ns:
