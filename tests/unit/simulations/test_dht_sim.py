@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from simulations.dht import SimParams, main, run
+from simulations.plots import CHURNS
 
 REQUIRED = {"nodes", "lookups", "churn", "success_rate", "mean_hops", "p95_hops", "mean_messages", "wall_s"}
 
@@ -64,3 +66,12 @@ def test_goals_at_10k_nodes() -> None:
     assert clean["mean_hops"] <= 4.5
     churn = run(SimParams(nodes=10_000, lookups=1000, churn=0.2, seed=1))
     assert churn["success_rate"] >= 0.99
+
+
+def test_plot_sweep_writes_pngs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--nodes", "50", "--lookups", "8", "--plot", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(CHURNS) + 1  # sweep points (all at N=50), then the requested run
+    for name in ("dht_vs_nodes.png", "dht_vs_churn.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000
