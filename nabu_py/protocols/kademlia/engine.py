@@ -336,7 +336,7 @@ class KademliaEngine:
             return  # a namespace we do not serve: no reply, not the sender's fault
         try:
             validator.validate(key, rec.value, now)
-        except InvalidRecord as e:
+        except ValueError as e:  # InvalidRecord, or DecodeError from a validator parsing the value
             actions.append(Penalise(sender, f"invalid PUT_VALUE record: {e}"))
             return
         existing = self.records.get(key, now)
@@ -401,6 +401,9 @@ class KademliaEngine:
         self.table.remove(peer_id)
 
     def _saw(self, peer: Peer, now: float, actions: list[Action]) -> None:
+        limit = self.config.max_addrs_per_peer
+        if peer.connection or len(peer.addrs) > limit:
+            peer = Peer(peer.id, peer.addrs[:limit])  # table entries never echo a third party's claims
         res = self.table.add(peer, now, server=True)
         probe = res.probe
         if probe is not None and probe.id not in self._probes:

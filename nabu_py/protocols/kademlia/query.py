@@ -36,7 +36,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from nabu_py.protocols.kademlia.errors import InvalidRecord
 from nabu_py.protocols.kademlia.keys import kad_key
 from nabu_py.protocols.kademlia.messages import MAX_PEER_ID_SIZE, Message, MessageType, Peer, Record
 from nabu_py.protocols.kademlia.records import Validator
@@ -425,7 +424,7 @@ class GetValueLookup(Lookup):
                 return False
             try:
                 self.validator.validate(self.key, rec.value, now)
-            except InvalidRecord:
+            except ValueError:  # InvalidRecord, DecodeError from a parsing validator
                 self.iter.on_failure(peer_id, now)
                 return False
             self._take_value(peer_id, rec.value)
@@ -568,11 +567,14 @@ class _PhasedLookup(Lookup):
             return super().on_response(peer_id, message, now)
         if self._pending.pop(peer_id, None) is None:
             return True
+        if self._second is None or message.type != self._second.type:
+            self.failed.append(peer_id)
+            return False
         if self._accept(message):
             self.succeeded.append(peer_id)
-            return True
-        self.failed.append(peer_id)
-        return False
+        else:
+            self.failed.append(peer_id)  # a well-formed refusal: not misbehaviour
+        return True
 
     def _accept(self, message: Message) -> bool:
         return True
@@ -617,12 +619,7 @@ class PutValueLookup(_PhasedLookup):
 
     def _accept(self, message: Message) -> bool:
         rec = message.record
-        return (
-            message.type == MessageType.PUT_VALUE
-            and rec is not None
-            and rec.key == self.key
-            and rec.value == self.value
-        )
+        return rec is not None and rec.key == self.key and rec.value == self.value
 
 
 class ProvideLookup(_PhasedLookup):

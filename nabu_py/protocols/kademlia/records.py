@@ -42,7 +42,10 @@ class Validator(Protocol):
     """Validation of one key namespace (`/ipns/`, `/pk/`, ...)."""
 
     def validate(self, key: bytes, value: bytes, now: float) -> None:
-        """Raise `InvalidRecord` unless `value` is a valid record for `key` at time `now`."""
+        """Raise `InvalidRecord` unless `value` is a valid record for `key` at time `now`.
+
+        Values come from remote peers: a validator may also raise `DecodeError` (or any
+        `ValueError`) while parsing them; anything else is treated as a bug and propagates."""
 
     def select(self, key: bytes, values: Sequence[bytes]) -> int:
         """Index of the best of several valid `values` for `key` (stable: ties go to the first)."""

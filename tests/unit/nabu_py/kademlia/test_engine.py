@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from nabu_py.errors import DecodeError
 from nabu_py.protocols.kademlia.engine import (
     KademliaConfig,
     KademliaEngine,
@@ -168,6 +169,29 @@ def test_put_value_rejections() -> None:
     other_ns = Message(MessageType.PUT_VALUE, key=b"/pk/x", record=Record(b"/pk/x", b"v"))
     assert e.handle_request(peer_id(7), other_ns, 1.0) == []  # unknown namespace: no reply, no penalty
     assert e.local_record(KEY, 1.0) is None
+
+
+def test_a_validator_that_fails_to_parse_a_value_causes_a_penalty_not_a_crash() -> None:
+    class Parsing(SeqValidator):
+        def validate(self, key: bytes, value: bytes, now: float) -> None:
+            raise DecodeError("not a protobuf")
+
+    e = KademliaEngine(ME, config=KademliaConfig(), validators={b"test": Parsing()})
+    acts = put(e, 1)
+    assert replies(acts) == [] and len(penalties(acts)) == 1
+
+
+def test_learned_peers_enter_the_table_normalised() -> None:
+    e = engine(max_addrs_per_peer=4)
+    e.add_peer(peer_id(1), (b"a",), 0.0, server=True)
+    qid, acts = e.find_closest_peers(b"t", 0.0)
+    [send] = [a for a in acts if isinstance(a, SendRequest)]
+    loud = Peer(peer_id(2), tuple(b"addr%d" % i for i in range(50)), 1)
+    e.on_response(qid, peer_id(1), Message(MessageType.FIND_NODE, key=b"t", closer_peers=(loud,)), 0.1)
+    later = [a for a in e.on_response(qid, peer_id(2), Message(MessageType.FIND_NODE, key=b"t"), 0.2)]
+    assert any(isinstance(a, QueryFinished) for a in later)
+    assert e.table.get(peer_id(2)) == Peer(peer_id(2), loud.addrs[:4])
+    assert send.peer.id == peer_id(1)
 
 
 def test_get_value_replies_with_closer_peers_and_expired_records_disappear() -> None:

@@ -341,6 +341,20 @@ def test_put_value_sends_to_the_k_closest_and_counts_echoes() -> None:
     assert set(lk.failed) == {refuse, silent}
 
 
+def test_put_value_refusal_is_not_misbehaviour_but_a_wrong_reply_type_is() -> None:
+    value = make_value(KEY, 4)
+    lk = PutValueLookup(KEY, value, UNIVERSE[:2], params(k=2))
+    out = lk.step(0.0)
+    for o in out:
+        assert lk.on_response(o.peer.id, Message(MessageType.FIND_NODE, key=KEY), 0.0)
+    second = lk.step(0.0)
+    assert [o.message.type for o in second] == [MessageType.PUT_VALUE] * 2
+    newer = Message(MessageType.PUT_VALUE, key=KEY, record=Record(KEY, make_value(KEY, 9)))
+    assert lk.on_response(second[0].peer.id, newer, 0.0)  # refused with a newer record: fine
+    assert not lk.on_response(second[1].peer.id, Message(MessageType.PING), 0.0)  # garbage
+    assert lk.finished and lk.succeeded == [] and len(lk.failed) == 2
+
+
 def test_provide_sends_add_provider_fire_and_forget() -> None:
     me = Peer(LOCAL, (b"me",))
     lk = ProvideLookup(MH, me, UNIVERSE[:20], params())
