@@ -1,7 +1,9 @@
-"""Hypothesis: Kademlia messages and the protobuf layer round-trip, and decoding arbitrary bytes
-raises only DecodeError (10,000 examples per decoder)."""
+"""Hypothesis: Kademlia messages and the protobuf layer round-trip, decoding arbitrary bytes raises
+only DecodeError (10,000 examples per decoder), and the engine never raises on what peers send."""
 
 from __future__ import annotations
+
+import random
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +11,9 @@ from hypothesis import strategies as st
 from nabu_py.codec import protobuf as pb
 from nabu_py.errors import DecodeError
 from nabu_py.protocols.kademlia import messages as m
+from nabu_py.protocols.kademlia.engine import KademliaEngine, Penalise, QueryFinished, Reply, SendRequest
 from tests.helpers.fuzz import fuzz_settings, round_trip_settings
+from tests.helpers.kad import SeqValidator, peer_id
 
 peers = st.builds(
     m.Peer,
@@ -64,7 +68,7 @@ def test_message_decode_mutated(msg: m.Message, junk: bytes) -> None:
 def test_peer_and_record_decode_arbitrary_bytes(data: bytes) -> None:
     for cls in (m.Peer, m.Record):
         try:
-            cls.decode(data)  # type: ignore[attr-defined]
+            cls.decode(data)
         except DecodeError:
             pass
 
@@ -98,3 +102,41 @@ def test_protobuf_iter_fields_arbitrary_bytes(data: bytes) -> None:
 def test_protobuf_varint_round_trip(n: int) -> None:
     enc = pb.encode_varint(n)
     assert pb.decode_varint(enc) == (n, len(enc))
+
+
+def _engine() -> KademliaEngine:
+    e = KademliaEngine(peer_id(0), (b"me",), validators={b"test": SeqValidator()}, rng=random.Random(0))
+    for i in range(1, 60):
+        e.add_peer(peer_id(i), (b"a",), 0.0, server=True)
+    return e
+
+
+ENGINE = _engine()
+
+
+@fuzz_settings
+@given(st.binary(max_size=300), st.booleans())
+def test_engine_never_raises_on_arbitrary_request_bytes(data: bytes, server: bool) -> None:
+    actions = ENGINE.handle_request(peer_id(500), data, 1.0, sender_is_server=server)
+    assert all(isinstance(a, (Reply, Penalise, SendRequest)) for a in actions)
+
+
+@round_trip_settings
+@given(messages)
+def test_engine_never_raises_on_arbitrary_request_messages(msg: m.Message) -> None:
+    actions = ENGINE.handle_request(peer_id(501), msg, 1.0)
+    assert len([a for a in actions if isinstance(a, Reply)]) <= 1
+
+
+@round_trip_settings
+@given(st.lists(st.one_of(st.binary(max_size=120), messages), min_size=1, max_size=6))
+def test_engine_never_raises_on_arbitrary_responses(responses: list[bytes | m.Message]) -> None:
+    e = _engine()
+    qid, actions = e.get_value(b"/test/x", 0.0, quorum=2)
+    sends = [a for a in actions if isinstance(a, SendRequest)]
+    out = []
+    for i, resp in enumerate(responses):
+        target = sends[i % len(sends)].peer.id
+        out += e.on_response(qid, target, resp, 0.1 * i)
+    out += e.on_timer(1000.0)  # past the query deadline: it must have ended by now
+    assert [a.query_id for a in out if isinstance(a, QueryFinished)] == [qid]

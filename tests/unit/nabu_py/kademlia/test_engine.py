@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -35,11 +36,11 @@ def engine(**cfg: object) -> KademliaEngine:
     )
 
 
-def replies(actions: list[object]) -> list[Message]:
+def replies(actions: Sequence[object]) -> list[Message]:
     return [a.message for a in actions if isinstance(a, Reply)]
 
 
-def penalties(actions: list[object]) -> list[Penalise]:
+def penalties(actions: Sequence[object]) -> list[Penalise]:
     return [a for a in actions if isinstance(a, Penalise)]
 
 

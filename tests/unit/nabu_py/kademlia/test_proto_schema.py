@@ -41,7 +41,7 @@ def parse_proto(text: str) -> tuple[str, Schema, dict[str, dict[str, int]]]:
         if b:
             name = ".".join([n for _, n in stack] + [b.group(2)])
             stack.append((b.group(1), b.group(2)))
-            (messages if b.group(1) == "message" else enums)[name] = {}  # type: ignore[index]
+            (messages if b.group(1) == "message" else enums)[name] = {}
             continue
         if line.strip() == "}":
             stack.pop()
