@@ -41,6 +41,23 @@ id) (what every implementation answers) and evicts it if that fails.
 Timers: lookups' per-request deadlines and whole-query deadline, liveness probes, the periodic
 refresh (a self lookup plus a random lookup in every bucket not looked up within `refresh_interval`,
 spec "Bootstrap process"), and store purges. `next_deadline()` says when `on_timer` is next needed.
+
+A driver (every call may return any action, `handle_request` included: a new inbound server can
+trigger a liveness probe of a stale table entry):
+
+    inbound stream:  payload = FrameDecoder().feed(...)  (DecodeError -> reset)
+                     for a in engine.handle_request(peer, payload, now, sender_addrs=..,
+                                                    sender_is_server=..):
+                         Reply -> write encode_framed(a.message), close;  others -> dispatch(a)
+    dispatch(a):     SendRequest -> task: open stream, write frame; if a.expect_reply: read one frame
+                                    until a.deadline -> dispatch_all(engine.on_response(a.query_id,
+                                    a.peer.id, payload, now)); on any error/timeout ->
+                                    dispatch_all(engine.on_request_failed(a.query_id, a.peer.id, now))
+                     Penalise -> reset the peer's streams, lower its score
+                     QueryFinished -> wake whoever awaits a.query_id
+    timer task:      sleep until engine.next_deadline(); dispatch_all(engine.on_timer(now))
+                     (re-arm after every call into the engine: input can add an earlier deadline)
+    identify:        dispatch_all(engine.add_peer(peer, addrs, now, server=<speaks /ipfs/kad/1.0.0>))
 """
 
 from __future__ import annotations
