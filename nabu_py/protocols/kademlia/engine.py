@@ -63,7 +63,7 @@ trigger a liveness probe of a stale table entry):
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -121,6 +121,10 @@ class KademliaConfig:
     max_record_value_size: int = MAX_RECORD_VALUE_SIZE
     max_addrs_per_peer: int = 16
     """Addresses kept per peer in the table and provider records."""
+    address_filter: Callable[[bytes], bool] | None = None
+    """Keeps a (binary multiaddr) address of another peer when it returns True, before it is stored in
+    the table or a provider record, and so before it is ever handed out in a reply (e.g. public
+    addresses only, as Nabu replies). None keeps every address."""
     add_provider_rate: float = 1.0
     """ADD_PROVIDER messages per second and peer, sustained."""
     add_provider_burst: int = 100
@@ -298,7 +302,7 @@ class KademliaEngine:
                 return [Penalise(sender, f"malformed request: {e}")]
         actions: list[Action] = []
         if sender_is_server and sender != self.local_peer_id:
-            self._saw(Peer(sender, tuple(sender_addrs)[: self.config.max_addrs_per_peer]), now, actions)
+            self._saw(Peer(sender, self._addrs(sender_addrs)), now, actions)
         t = msg.type
         if t == MessageType.FIND_NODE:
             self._on_find_node(sender, msg, actions)
@@ -396,7 +400,7 @@ class KademliaEngine:
             return
         for p in msg.provider_peers:
             if p.id == sender:
-                addrs = (p.addrs or tuple(sender_addrs))[: self.config.max_addrs_per_peer]
+                addrs = self._addrs(p.addrs or sender_addrs)
                 self.providers.add(msg.key, Peer(sender, addrs), now + self.config.provider_ttl)
                 return
         actions.append(Penalise(sender, "ADD_PROVIDER for a peer other than the sender"))
@@ -406,7 +410,7 @@ class KademliaEngine:
     def add_peer(self, peer_id: bytes, addrs: Sequence[bytes], now: float, *, server: bool) -> list[Action]:
         """Identify (or a connection) told us about `peer_id`; `server` = it serves /ipfs/kad/1.0.0."""
         actions: list[Action] = []
-        peer = Peer(peer_id, tuple(addrs)[: self.config.max_addrs_per_peer])
+        peer = Peer(peer_id, self._addrs(addrs))
         if server:
             self._saw(peer, now, actions)
         else:
@@ -417,10 +421,15 @@ class KademliaEngine:
         """Forget `peer_id` (e.g. it was banned)."""
         self.table.remove(peer_id)
 
+    def _addrs(self, addrs: Sequence[bytes]) -> tuple[bytes, ...]:
+        keep = self.config.address_filter
+        if keep is not None:
+            addrs = [a for a in addrs if keep(a)]
+        return tuple(addrs[: self.config.max_addrs_per_peer])
+
     def _saw(self, peer: Peer, now: float, actions: list[Action]) -> None:
-        limit = self.config.max_addrs_per_peer
-        if peer.connection or len(peer.addrs) > limit:
-            peer = Peer(peer.id, peer.addrs[:limit])  # table entries never echo a third party's claims
+        if peer.connection or len(peer.addrs) > self.config.max_addrs_per_peer or self.config.address_filter:
+            peer = Peer(peer.id, self._addrs(peer.addrs))  # never echo a third party's connection claim
         res = self.table.add(peer, now, server=True)
         probe = res.probe
         if probe is not None and probe.id not in self._probes:

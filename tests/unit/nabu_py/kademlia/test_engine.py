@@ -195,6 +195,32 @@ def test_learned_peers_enter_the_table_normalised() -> None:
     assert send.peer.id == peer_id(1)
 
 
+def test_address_filter_applies_to_everything_handed_out() -> None:
+    e = engine(address_filter=lambda a: not a.startswith(b"private"))
+    e.add_peer(peer_id(1), (b"private-1", b"public-1"), 0.0, server=True)
+    e.handle_request(
+        peer_id(2),
+        Message(MessageType.PING),
+        0.0,
+        sender_addrs=(b"private-2", b"public-2"),
+        sender_is_server=True,
+    )
+    qid, acts = e.find_closest_peers(b"t", 0.0)
+    learned = Peer(peer_id(3), (b"private-3", b"public-3"))
+    for a in acts:
+        if isinstance(a, SendRequest):
+            e.on_response(
+                qid, a.peer.id, Message(MessageType.FIND_NODE, key=b"t", closer_peers=(learned,)), 0.1
+            )
+    e.on_response(qid, peer_id(3), Message(MessageType.FIND_NODE, key=b"t"), 0.2)
+    assert add_provider(e, peer_id(4), peer_id(4), 0.3) == []
+    [r] = replies(e.handle_request(peer_id(9), Message(MessageType.GET_PROVIDERS, key=MH), 1.0))
+    everything = [a for p in (*r.closer_peers, *r.provider_peers) for a in p.addrs]
+    assert {p.id for p in r.closer_peers} == {peer_id(1), peer_id(2), peer_id(3)}
+    assert everything and not [a for a in everything if a.startswith(b"private")]
+    assert r.provider_peers == (Peer(peer_id(4), (b"seen-addr",)),)
+
+
 def test_get_value_replies_with_closer_peers_and_expired_records_disappear() -> None:
     e = filled(30)
     put(e, 1, now=0.0)
