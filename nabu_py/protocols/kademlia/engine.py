@@ -203,6 +203,10 @@ class QueryFinished:
 Action = SendRequest | Reply | Penalise | QueryFinished
 
 
+MAX_INTERNAL_QUERIES = 64
+"""Bound on concurrent refresh/bootstrap lookups (one refresh starts at most 17)."""
+
+
 class _Probe:
     __slots__ = ("deadline", "peer")
 
@@ -466,6 +470,8 @@ class KademliaEngine:
             if self._user_queries >= self.config.max_queries:
                 raise QueryLimitReached(f"{self._user_queries} queries already running")
             self._user_queries += 1
+        elif len(self._queries) - self._user_queries >= MAX_INTERNAL_QUERIES:
+            return 0, []  # refresh lookups still running: skip this one
         qid = self._new_id()
         q = _Query(kind, lookup, user)
         self._queries[qid] = q
@@ -510,10 +516,13 @@ class KademliaEngine:
         return self._start(QueryKind.GET_PROVIDERS, lookup, now)
 
     def put_value(self, key: bytes, value: bytes, now: float) -> tuple[int, list[Action]]:
-        """Validate, store locally, then PUT_VALUE to the k closest peers. InvalidRecord if invalid."""
+        """Validate, store locally (unless we hold a better record), then PUT_VALUE to the k closest
+        peers, who reply with their better record if they have one. InvalidRecord if invalid."""
         validator = validator_for(self.validators, key)
         validator.validate(key, value, now)
-        self.records.put(StoredRecord(key, value, now, now + self.config.record_ttl))
+        existing = self.records.get(key, now)
+        if existing is None or existing.value == value or validator.select(key, [value, existing.value]) == 0:
+            self.records.put(StoredRecord(key, value, now, now + self.config.record_ttl))
         lookup = PutValueLookup(key, value, self._seeds(key, now), self._params(now))
         return self._start(QueryKind.PUT_VALUE, lookup, now)
 

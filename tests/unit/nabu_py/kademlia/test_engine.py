@@ -418,6 +418,26 @@ def test_local_misuse_and_limits() -> None:
         KademliaEngine(b"")
 
 
+def test_publishing_an_older_record_keeps_the_better_one_locally() -> None:
+    e = engine()
+    e.put_value(KEY, make_value(KEY, 5), 0.0)
+    e.put_value(KEY, make_value(KEY, 3), 1.0)
+    rec = e.local_record(KEY, 2.0)
+    assert rec is not None and rec.value == make_value(KEY, 5)
+    e.put_value(KEY, make_value(KEY, 6), 3.0)
+    rec = e.local_record(KEY, 4.0)
+    assert rec is not None and rec.value == make_value(KEY, 6)
+
+
+def test_internal_lookups_are_bounded() -> None:
+    e = engine(refresh_interval=1.0)
+    for i in range(1, 300):
+        e.add_peer(peer_id(i), (), 0.0, server=True)
+    for t in range(1, 20):
+        e.on_timer(float(t))  # nobody answers; refreshes pile up until the bound
+    assert e.running_queries <= 64
+
+
 def test_periodic_refresh_starts_lookups() -> None:
     e = engine(refresh_interval=300.0)
     for i in range(1, 60):
