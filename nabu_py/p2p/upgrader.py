@@ -22,6 +22,7 @@ from libp2p.abc import IMuxedConn, IRawConnection, ISecureConn, ISecureTransport
 from libp2p.peer.id import ID
 from libp2p.security.exceptions import HandshakeFailure
 from libp2p.transport.exceptions import MuxerUpgradeFailure, SecurityUpgradeFailure
+from libp2p.transport.upgrader import TransportUpgrader
 
 from nabu_py.errors import DecodeError
 from nabu_py.p2p import multistream
@@ -52,8 +53,8 @@ class _ConnIO:
         await self._conn.write(data)
 
 
-class Upgrader:
-    """Security then muxer negotiation for the swarm (duck-types py-libp2p's `TransportUpgrader`)."""
+class Upgrader(TransportUpgrader):
+    """Security then muxer negotiation for the swarm (replaces both of `TransportUpgrader`'s steps)."""
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class Upgrader:
         negotiate_timeout: float = 10.0,
     ) -> None:
         """`security` maps protocol id to transport, in our order of preference."""
+        super().__init__({}, {})  # the base's multistream selectors stay empty and unused
         if not security:
             raise ValueError("at least one security transport is required")
         insecure = INSECURE_PROTOCOLS.intersection(security)

@@ -161,6 +161,11 @@ class YamuxStream(IMuxedStream):
             self._writable.set()
 
     @property
+    def remote_closed(self) -> bool:
+        """True once the peer sent FIN (its data may still be buffered)."""
+        return self._fin_received
+
+    @property
     def is_reset(self) -> bool:
         """True once either side reset the stream (or the connection died first)."""
         return self._reset
@@ -512,7 +517,13 @@ class YamuxConnection(IMuxedConn):
             self._abort("peer closed the connection")
 
     async def _read_frames(self) -> None:
-        read = self.secured_conn.read
+        # read(None): "whatever is available" for both TLS (up to 1 MiB) and py-libp2p's Noise session,
+        # whose read(n) waits for exactly n bytes.
+        secured_read = self.secured_conn.read
+
+        async def read(_size: int) -> bytes:
+            return await secured_read(None)
+
         size = self.config.read_size
         data = b""
         off = 0
