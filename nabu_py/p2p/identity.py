@@ -496,8 +496,8 @@ def tls_context(identity: HostIdentity, on_verify: VerifyResult) -> SSL.Context:
     ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
     ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
     ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-    ctx.use_certificate(crypto.X509.from_cryptography(cert))
-    ctx.use_privatekey(crypto.PKey.from_cryptography_key(key))
+    ctx.use_certificate(cert)
+    ctx.use_privatekey(key)
     ctx.check_privatekey()
 
     def verify_cb(conn: SSL.Connection, peer: crypto.X509, _errno: int, depth: int, _ok: int) -> bool:

@@ -325,9 +325,9 @@ class TlsTransport(ISecureTransport):
         verdict = state.verdict
         if not isinstance(verdict, PeerCertificate):
             raise HandshakeFailure(f"TLS peer authentication failed: {verdict or 'no certificate'}")
-        chain = ssl_conn.get_peer_cert_chain() or []
-        leaf = ssl_conn.get_peer_certificate()
-        extra = [c for c in chain if leaf is None or c.to_cryptography() != leaf.to_cryptography()]
+        chain = ssl_conn.get_peer_cert_chain(as_cryptography=True) or []
+        leaf = ssl_conn.get_peer_certificate(as_cryptography=True)
+        extra = [c for c in chain if c != leaf]
         if extra:
             raise HandshakeFailure("TLS peer sent more than one certificate")
         remote = ID(verdict.peer_id.to_bytes())
