@@ -350,6 +350,10 @@ class _StreamIO:
     async def write(self, data: bytes) -> None:
         await self._s.write(data)
 
+    def buffered(self) -> int:
+        """Bytes received and not yet read (0 if the muxer cannot tell)."""
+        return int(getattr(self._s._io, "buffered", 0))
+
 
 class _Libp2pHost(BasicHost):
     """py-libp2p's BasicHost routed through P2PHost (stream dispatch, identify scheduling, handlers)."""

@@ -38,6 +38,10 @@ D8  Logging: importing libp2p sets its logger to `propagate=False` with no handl
     ERROR records bypass the application's logging and hit stderr through Python's last-resort handler;
     `swarm_connection` logs on the *root* logger; expected churn (failed dials, closed streams) is logged
     at ERROR/WARNING with tracebacks. Fix: `configure_logging()`.
+D10 Every network event (stream opened/closed, connection, listen) opens a nursery and spawns one task
+    per notifee; on the stream path that is two extra nurseries per stream. Fix: `HardenedSwarm._notify`
+    calls the notifees one after another, still isolating their exceptions (go-libp2p calls them inline
+    too).
 D9  IPv6 connections have no remote address: `TrioTCPStream.get_remote_address` rejects the 4-tuple
     `getpeername()` returns for AF_INET6 sockets, so identify's observed address, the connection gate
     and logging see `None`. Fix: `ScopedTCP` and `ScopedTCPListener` fill in (host, port).
@@ -369,6 +373,14 @@ class HardenedSwarm(Swarm):
         self._resolve_duplicates(peer_id)
         await self.notify_connected(swarm_conn)
         return swarm_conn
+
+    # D10
+    async def _notify(self, method: str, *args: Any) -> None:
+        for notifee in list(self.notifees):
+            try:
+                await getattr(notifee, method)(self, *args)
+            except Exception as e:
+                logger.debug("notifee %s.%s failed: %s", type(notifee).__name__, method, e)
 
     # D5
     def _canonical(self, peer_id: ID, conns: list[INetConn]) -> INetConn:

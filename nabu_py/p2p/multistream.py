@@ -10,7 +10,8 @@ Differences from py-libp2p 0.8.1's `Multiselect`/`MultiselectClient` that made u
 * every message is bounded (`MAX_MESSAGE`, 1 KiB, plenty for protocol ids); 0.8.1 reads whatever length
   the peer announces (a varint of 2^60 makes it buffer until the negotiation timeout);
 * the number of proposals a responder answers is bounded (`MAX_PROPOSALS`);
-* the client never waits for the header before proposing (one round trip instead of two);
+* the client never waits for the header before proposing (one round trip instead of two), and the
+  responder answers a pipelined proposal together with its header (one write instead of two);
 * reads never go past the negotiation (varint bytes one at a time, then exactly the body), so the
   bytes that follow belong untouched to the next layer (TLS, Noise, yamux, the application).
 
@@ -117,19 +118,29 @@ async def select(stream: ByteStream, protocols: Collection[str]) -> str:
 
 
 async def handle(stream: ByteStream, supported: Collection[str]) -> str:
-    """Responder: answer proposals until one in `supported` is chosen; return it."""
-    await stream.write(encode_message(PROTOCOL_ID))
+    """Responder: answer proposals until one in `supported` is chosen; return it.
+
+    Our header goes out as soon as the initiator's has arrived; if the initiator pipelined its first
+    proposal (`stream.buffered()`, when the stream offers it, says bytes are already waiting), the header
+    is sent together with the answer in one write instead.
+    """
     header = await read_message(stream)
     if header != PROTOCOL_ID:
         raise ProtocolNegotiationError(f"remote does not speak {PROTOCOL_ID} (sent {header[:64]!r})")
+    pending = encode_message(PROTOCOL_ID)
+    buffered = getattr(stream, "buffered", None)
+    if not callable(buffered) or not buffered():
+        await stream.write(pending)
+        pending = b""
     for _ in range(MAX_PROPOSALS):
         proposal = await read_message(stream)
         if proposal in supported:
-            await stream.write(encode_message(proposal))
+            await stream.write(pending + encode_message(proposal))
             return proposal
         if proposal == LS:
             listing = b"".join(encode_message(p) for p in sorted(supported))
-            await stream.write(varint.encode(len(listing) + 1) + listing + b"\n")
-            continue
-        await stream.write(encode_message(NA))
+            await stream.write(pending + varint.encode(len(listing) + 1) + listing + b"\n")
+        else:
+            await stream.write(pending + encode_message(NA))
+        pending = b""
     raise ProtocolNegotiationError(f"peer made more than {MAX_PROPOSALS} proposals")

@@ -127,6 +127,7 @@ class YamuxStream(IMuxedStream):
         self._writable = trio.Event()
         self._write_lock = trio.Lock()
         self._ack_pending = inbound
+        self._syn_pending = not inbound  # outbound streams announce themselves with their first frame
         self._fin_sent = False
         self._reset = False
         self._deadline = float("inf")
@@ -161,6 +162,11 @@ class YamuxStream(IMuxedStream):
             self._writable.set()
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read."""
+        return self._buffered
+
+    @property
     def remote_closed(self) -> bool:
         """True once the peer sent FIN (its data may still be buffered)."""
         return self._fin_received
@@ -178,6 +184,8 @@ class YamuxStream(IMuxedStream):
         """
         if n == 0:
             return b""
+        if self._syn_pending:
+            await self._announce()
         while not self._buffered:
             if self._reset:
                 raise MuxedStreamReset(f"yamux stream {self.stream_id} was reset")
@@ -228,10 +236,21 @@ class YamuxStream(IMuxedStream):
             pass  # the connection is gone; the next read reports it
 
     def _take_ack_flag(self) -> int:
+        """SYN for the first frame of an outbound stream, ACK for the first of an inbound one."""
+        if self._syn_pending:
+            self._syn_pending = False
+            return FLAG_SYN
         if self._ack_pending:
             self._ack_pending = False
             return FLAG_ACK
         return 0
+
+    async def _announce(self) -> None:
+        """Send the SYN on its own (the application reads before writing anything)."""
+        try:
+            await self._conn._send_frame(TYPE_WINDOW_UPDATE, self._take_ack_flag(), self.stream_id, 0)
+        except MuxedConnUnavailable as e:
+            raise MuxedStreamReset(f"yamux connection closed: {e}") from e
 
     async def write(self, data: bytes) -> None:
         """Send all of `data`, waiting for window credit as long as it takes (never resetting)."""
@@ -287,8 +306,10 @@ class YamuxStream(IMuxedStream):
         """Abort both directions (RST); buffered data is dropped. Idempotent."""
         if self._reset:
             return
+        announced = not self._syn_pending
         self._on_reset()
-        self._conn._queue_control(TYPE_WINDOW_UPDATE, FLAG_RST, self.stream_id, 0)
+        if announced:  # a stream the peer never heard of needs no RST
+            self._conn._queue_control(TYPE_WINDOW_UPDATE, FLAG_RST, self.stream_id, 0)
 
     def set_deadline(self, ttl: int) -> None:
         """Fail reads and writes that are still running `ttl` seconds from now (MuxedStreamError)."""
@@ -419,7 +440,8 @@ class YamuxConnection(IMuxedConn):
                 await self._finalize()
 
     async def open_stream(self) -> YamuxStream:
-        """Open an outbound stream (its SYN is sent now, so the peer sees it even before any data)."""
+        """Open an outbound stream. Its SYN rides on the first frame it sends (usually the first data,
+        which saves a frame per stream); a read before any write sends the SYN by itself."""
         if self._closing or self.is_closed:
             raise MuxedStreamError("yamux connection is closed")
         if self._remote_goaway:
@@ -432,11 +454,7 @@ class YamuxConnection(IMuxedConn):
         self._next_id += 2
         stream = YamuxStream(self, sid, inbound=False)
         self._streams[sid] = stream
-        try:
-            await self._send_frame(TYPE_WINDOW_UPDATE, FLAG_SYN, sid, 0)
-        except MuxedConnUnavailable as e:
-            self._forget(stream)
-            raise MuxedStreamError(f"yamux connection closed: {e}") from e
+        await trio.lowlevel.checkpoint()
         return stream
 
     async def accept_stream(self) -> YamuxStream:
