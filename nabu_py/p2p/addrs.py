@@ -30,15 +30,19 @@ def parse_multiaddr(addr: Multiaddr | str | bytes) -> Multiaddr:
         if len(addr) > MAX_ADDR_BYTES:
             raise DecodeError("multiaddr too long")
         try:
-            return Multiaddr(addr)
+            maddr = Multiaddr(addr)
+            str(maddr)  # multiaddr 0.2.0 parses binary input lazily; force it here
+            return maddr
         except Exception as e:  # multiaddr raises assorted types for bad input
             raise DecodeError(f"invalid binary multiaddr: {e}") from None
     text = addr.strip()
-    if not text or len(text) > MAX_ADDR_TEXT:
-        raise DecodeError("multiaddr text empty or too long")
+    if not text.startswith("/") or len(text) > MAX_ADDR_TEXT:
+        raise DecodeError("multiaddr text must start with '/' and be at most 1 KiB")
     text = text.replace("/ipfs/", "/p2p/")
     try:
-        return Multiaddr(text)
+        maddr = Multiaddr(text)
+        maddr.to_bytes()
+        return maddr
     except Exception as e:
         raise DecodeError(f"invalid multiaddr {text[:80]!r}: {e}") from None
 

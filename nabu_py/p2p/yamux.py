@@ -685,6 +685,11 @@ class YamuxConnection(IMuxedConn):
                 stream._writable.set()
         self._streams.clear()
         self._accept_send.close()
+        while True:  # streams nobody accepted yet die with the connection
+            try:
+                self._accept_recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
         with trio.move_on_after(2.0):
             try:
                 await self.secured_conn.close()
