@@ -190,10 +190,13 @@ class P2PStream:
         self._host = host
         self._eof = False
         self._closed = False
+        self._was_reset = False
 
     # ---- reading ------------------------------------------------------------------------------------
     async def read(self, max_bytes: int = 65536) -> bytes:
         """Up to `max_bytes` (waiting for at least one); `b""` once the peer closed its side."""
+        if self._was_reset:
+            raise StreamResetError("stream was reset")
         if self._eof:
             return b""
         try:
@@ -253,6 +256,8 @@ class P2PStream:
     async def write(self, data: bytes) -> None:
         """Send all of `data` (waits while the peer's window is full; never times out by itself)."""
         if self._closed:
+            if self._was_reset:
+                raise StreamResetError("stream was reset")
             raise StreamClosedError("stream is closed")
         try:
             await self._io.write(data)
@@ -313,8 +318,9 @@ class P2PStream:
             logger.debug("resetting stream to %s: %s", self.peer, e)
 
     async def reset(self) -> None:
-        """Abort both directions immediately. Idempotent."""
+        """Abort both directions immediately; later reads and writes raise StreamResetError. Idempotent."""
         self._closed = True
+        self._was_reset = True
         await self._reset_quietly()
 
     @property
@@ -465,24 +471,32 @@ class P2PHost:
         if not logging_configured():
             configure_logging()
         listen = [parse_multiaddr(a) for a in config.listen_addrs]
-        async with trio.open_nursery() as outer:
-            tasks: trio.Nursery = await outer.start(_task_nursery)
-            host = cls(config, tasks)
-            try:
-                async with background_trio_service(host._swarm):
-                    try:
-                        await host._swarm.listen(*listen)
-                        if config.bootstrap:
-                            tasks.start_soon(host.bootstrap)
-                        yield host
-                    finally:
-                        with trio.CancelScope(shield=True):
-                            await host._shutdown()
-            finally:
-                host._closed = True
-                tasks.cancel_scope.cancel()
-                if host._own_address_book:
-                    host.address_book.close()
+        try:
+            async with trio.open_nursery() as outer:
+                tasks: trio.Nursery = await outer.start(_task_nursery)
+                host = cls(config, tasks)
+                try:
+                    async with background_trio_service(host._swarm):
+                        try:
+                            await host._swarm.listen(*listen)
+                            if config.bootstrap:
+                                tasks.start_soon(host.bootstrap)
+                            yield host
+                        finally:
+                            with trio.CancelScope(shield=True):
+                                await host._shutdown()
+                finally:
+                    host._closed = True
+                    tasks.cancel_scope.cancel()
+                    if host._own_address_book:
+                        host.address_book.close()
+        except BaseExceptionGroup as group:
+            # The caller's code runs inside our nurseries; give its exception (ListenError, DialError,
+            # Cancelled...) back unwrapped when it is the only one, so `except DialError:` works.
+            leaves = _leaves(group)
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
 
     async def close(self) -> None:
         """Close the host now (leaving `open`'s block does this too). Idempotent."""
@@ -893,6 +907,13 @@ class P2PHost:
             event = self._identify_done.pop(peer, None)
             if event is not None:
                 event.set()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 async def _task_nursery(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -26,8 +26,9 @@ D4  Insecure defaults: `new_host()` without `sec_opt` offers `/plaintext/2.0.0` 
 D5  Simultaneous dials leave two connections per peer even with `max_connections_per_peer=1` (the
     per-peer trim skips connections younger than the 20 s grace period and, later, may close
     different connections on the two sides). Fix: `HardenedSwarm` keeps one canonical connection per
-    peer, chosen the same way on both ends (the one dialed by the smaller peer id), routes new streams
-    to it and closes the other once its streams are done.
+    peer, chosen the same way on both ends (the one dialed by the smaller peer id; among connections
+    from the same dialer, the newest), routes new streams to it and closes the others once their
+    streams are done.
 D6  Unsolicited dialing: the auto-connector dials peers from the peerstore every 30 s until it holds
     100+ connections. A Peergos node connects to whom it needs; `HardenedSwarm` disables it.
 D7  Slow `add_conn`/disconnect bookkeeping: `SwarmConn._cleanup` sleeps 100 ms per connection and
@@ -387,9 +388,12 @@ class HardenedSwarm(Swarm):
         smaller_dials = self.self_id.to_bytes() < peer_id.to_bytes()
 
         def rank(conn: INetConn) -> tuple[bool, float]:
+            # Both ends agree on "dialed by the smaller peer id". Between connections from the same
+            # dialer the newest wins: a peer that dials again has given up on its older connection
+            # (it reconnected before we noticed the old one die).
             outbound = getattr(conn, "direction", None) == Direction.OUTBOUND
             dialed_by_smaller = outbound == smaller_dials
-            return (not dialed_by_smaller, float(getattr(conn, "_created_at", 0.0)))
+            return (not dialed_by_smaller, -float(getattr(conn, "_created_at", 0.0)))
 
         return min(conns, key=rank)
 
@@ -452,6 +456,8 @@ class _DemoteExpectedChurn(logging.Filter):
         if record.levelno > logging.DEBUG:
             msg = str(record.msg)
             if any(s in msg for s in _EXPECTED_CHURN):
+                if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                    return False  # handlers do not re-check logger levels: drop it here
                 record.levelno = logging.DEBUG
                 record.levelname = "DEBUG"
                 record.exc_info = None

@@ -85,3 +85,32 @@ class FrameReader:
             if not data:
                 raise EOFError("stream ended")
             self.buf += data
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll `predicate()` until it is true; TooSlowError after `timeout` seconds."""
+    with trio.fail_after(timeout):
+        for _ in range(int(timeout / interval) + 2):
+            if predicate():
+                return
+            await trio.sleep(interval)
+    raise trio.TooSlowError
+
+
+def count_trio_tasks() -> int:
+    """Live trio tasks of the current run (walks the task tree from the root)."""
+    stack = [trio.lowlevel.current_root_task()]
+    n = 0
+    while stack:
+        task = stack.pop()
+        n += 1
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return n
+
+
+def open_fds() -> int:
+    """File descriptors open in this process (Linux)."""
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
