@@ -87,10 +87,10 @@ class FrameReader:
             self.buf += data
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Poll `predicate()` until it is true; TooSlowError after `timeout` seconds."""
-    with trio.fail_after(timeout):
-        for _ in range(int(timeout / interval) + 2):
+async def wait_for(predicate: Any, within: float = 5.0, interval: float = 0.01) -> None:
+    """Poll `predicate()` until it is true; TooSlowError after `within` seconds."""
+    with trio.fail_after(within):
+        for _ in range(int(within / interval) + 2):
             if predicate():
                 return
             await trio.sleep(interval)

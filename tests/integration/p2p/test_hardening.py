@@ -213,7 +213,7 @@ async def test_plaintext_peers_cannot_connect_at_all(monkeypatch: pytest.MonkeyP
     async with P2PHost.open(_config()) as target, attacker.run([stock.listen_addr()]):  # type: ignore[attr-defined]
         from libp2p.peer.peerinfo import info_from_p2p_addr
 
-        with trio.fail_after(10), pytest.raises(Exception, match="unable to connect|failed|negotiat"):
+        with trio.fail_after(10), pytest.raises(Exception, match=r"unable to connect|failed|negotiat"):
             await attacker.connect(info_from_p2p_addr(target.addrs_with_peer_id()[0]))  # type: ignore[attr-defined]
         assert target.connected_peers() == []
         assert not target.is_connected(victim_id)  # type: ignore[arg-type]
@@ -348,7 +348,11 @@ def test_stock_libp2p_records_bypass_logging_config() -> None:
 
 
 def test_configured_libp2p_logging_follows_the_application() -> None:
-    setup = "logging.basicConfig(level=logging.INFO)\nfrom nabu_py.p2p import configure_logging\nconfigure_logging()\n"
+    setup = (
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from nabu_py.p2p import configure_logging\n"
+        "configure_logging()\n"
+    )
     out = subprocess.run(
         [sys.executable, "-c", _EMIT.format(setup=setup)], capture_output=True, text=True, timeout=60
     )
@@ -398,8 +402,12 @@ async def test_forty_nodes_print_no_warnings(
 async def test_stock_ipv6_streams_have_no_remote_address() -> None:
     listeners = await trio.open_tcp_listeners(0, host="::1")
     port = listeners[0].socket.getsockname()[1]
+
+    async def hold(stream: trio.SocketStream) -> None:
+        await trio.sleep(1)
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, lambda s: trio.sleep(1), listeners)
+        nursery.start_soon(trio.serve_listeners, hold, listeners)
         client = await trio.open_tcp_stream("::1", port)
         assert TrioTCPStream(client).get_remote_address() is None
         await client.aclose()
