@@ -416,7 +416,9 @@ class P2PHost:
         self.identity = config.identity
         self.peer_id: PeerId = config.identity.peer_id
         """Our peer id."""
-        self.address_book: AddressBook = config.address_book or MemoryAddressBook()
+        self.address_book: AddressBook = (
+            config.address_book if config.address_book is not None else MemoryAddressBook()
+        )
         self._own_address_book = config.address_book is None
         self._peer_router = config.peer_router
         self._nursery = nursery
