@@ -377,6 +377,10 @@ class _Libp2pHost(BasicHost):
     async def _push_identify_to_all_peers(self) -> None:
         return None
 
+    def _on_notifee_disconnected(self, conn: Any) -> None:
+        super()._on_notifee_disconnected(conn)
+        self._owner._on_disconnected(conn.muxed_conn.peer_id)
+
     def set_stream_handler(self, protocol_id: TProtocol, stream_handler: Any) -> None:
         """Escape hatch for py-libp2p-style handlers (they receive the raw INetStream)."""
         if not hasattr(self, "_owner"):  # BasicHost.__init__ registers nothing through here
@@ -817,12 +821,17 @@ class P2PHost:
 
     async def wait_identified(self, peer: PeerId) -> IdentifyInfo:
         """Wait for the automatic identify exchange with a connected peer (bound it with a timeout)."""
-        while True:
-            info = self._identified.get(peer)
-            if info is not None:
-                return info
-            event = self._identify_done.setdefault(peer, trio.Event())
-            await event.wait()
+        try:
+            while True:
+                info = self._identified.get(peer)
+                if info is not None:
+                    return info
+                event = self._identify_done.setdefault(peer, trio.Event())
+                await event.wait()
+        finally:
+            waiting = self._identify_done.get(peer)
+            if waiting is not None and not waiting.is_set():
+                del self._identify_done[peer]
 
     @staticmethod
     def _parse_identify(peer: PeerId, data: bytes, *, require_key: bool) -> IdentifyInfo:
@@ -886,6 +895,14 @@ class P2PHost:
         event = self._identify_done.pop(info.peer_id, None)
         if event is not None:
             event.set()
+
+    def _on_disconnected(self, lid: ID) -> None:
+        try:
+            peer = PeerId.from_bytes(lid.to_bytes())
+        except DecodeError:
+            return
+        if not self.is_connected(peer):
+            self._identified.pop(peer, None)
 
     def _schedule_identify(self, lid: ID) -> None:
         try:

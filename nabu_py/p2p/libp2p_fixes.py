@@ -46,6 +46,11 @@ D10 Every network event (stream opened/closed, connection, listen) opens a nurse
 D9  IPv6 connections have no remote address: `TrioTCPStream.get_remote_address` rejects the 4-tuple
     `getpeername()` returns for AF_INET6 sockets, so identify's observed address, the connection gate
     and logging see `None`. Fix: `ScopedTCP` and `ScopedTCPListener` fill in (host, port).
+D11 Unbounded per-peer state: the peer store keeps keys, addresses and protocols of every peer ever seen
+    (~10 KB each; its 1000-peer cap only applies in an optional cleanup task and may then evict our own
+    key), and the auto-connector remembers every disconnect. Fix: `HardenedSwarm.notify_disconnected`
+    drops a peer's peer-store entry when its last connection closes (dialable addresses live in our own
+    bounded address book); the disabled auto-connector records nothing.
 (The yamux flow-control reset after a 5 s reader pause, and the TLS/multistream costs, are fixed by
 replacement: see `yamux.py`, `tls.py`, `multistream.py`.)
 """
@@ -69,6 +74,7 @@ from libp2p.network.connection.swarm_connection import SwarmConn
 from libp2p.network.exceptions import SwarmException
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
+from libp2p.peer.peerstore import PeerStoreError
 from libp2p.rcmgr import Direction
 from libp2p.transport.exceptions import OpenConnectionError
 from libp2p.transport.tcp.tcp import TCP
@@ -234,6 +240,9 @@ class _NoAutoConnector(AutoConnector):
     async def maybe_connect(self) -> None:
         return None
 
+    def record_disconnect(self, peer_id: ID) -> None:  # D11: nothing to back off from
+        return None
+
 
 # ---- D7 ---------------------------------------------------------------------------------------------
 class _ScopedSwarmConn(SwarmConn):
@@ -374,6 +383,16 @@ class HardenedSwarm(Swarm):
         self._resolve_duplicates(peer_id)
         await self.notify_connected(swarm_conn)
         return swarm_conn
+
+    # D11
+    async def notify_disconnected(self, conn: INetConn) -> None:
+        await super().notify_disconnected(conn)
+        peer_id = conn.muxed_conn.peer_id
+        if peer_id != self.self_id and not any(not c.is_closed for c in self.connections.get(peer_id, [])):
+            try:
+                self.peerstore.clear_peerdata(peer_id)
+            except PeerStoreError:
+                pass
 
     # D10
     async def _notify(self, method: str, *args: Any) -> None:

@@ -22,6 +22,7 @@ socket in the order OpenSSL produced it, and a `write()` returns only once its r
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Final, Protocol
 
 import trio
@@ -52,6 +53,18 @@ _BIO_CHUNK: Final = 256 * 1024
 HANDSHAKE_TIMEOUT: Final = 10.0
 
 logger = logging.getLogger(__name__)
+
+
+_local = threading.local()
+
+
+def _scratch() -> memoryview:
+    """A per-thread 1 MiB decryption buffer shared by all connections (a read never awaits while it
+    holds data in it), instead of 1 MiB per connection."""
+    view: memoryview | None = getattr(_local, "view", None)
+    if view is None:
+        view = _local.view = memoryview(bytearray(MAX_READ))
+    return view
 
 
 class _Transport(Protocol):
@@ -166,8 +179,6 @@ class TlsConnection(BaseSession):
         self._ssl = ssl_conn
         self._send_lock = trio.Lock()
         self._recv_lock = trio.Lock()
-        self._buf = bytearray(MAX_READ)
-        self._view = memoryview(self._buf)
         self._eof = False
         self._closed = False
 
@@ -179,9 +190,10 @@ class TlsConnection(BaseSession):
             return b""
         async with self._recv_lock:
             while True:
-                got = self._decrypt_into(limit)
+                view = _scratch()
+                got = self._decrypt_into(view, limit)
                 if got:
-                    return bytes(self._view[:got])
+                    return bytes(view[:got])  # copied out before any await: the buffer is shared
                 if self._eof or self._closed:
                     return b""
                 await self._flush_from_reader()
@@ -191,10 +203,9 @@ class TlsConnection(BaseSession):
                 else:
                     self._ssl.bio_shutdown()
 
-    def _decrypt_into(self, limit: int) -> int:
+    def _decrypt_into(self, view: memoryview, limit: int) -> int:
         got = 0
         ssl_conn = self._ssl
-        view = self._view
         while got < limit:
             try:
                 got += ssl_conn.recv_into(view[got:limit])

@@ -63,7 +63,7 @@ async def _run_churn(addr: str, cycles: int, security: str, mode: str, limit: fl
     return result
 
 
-# ---- D1: inbound connections leak their limiter slot ------------------------------------------------
+# ---- D1, D11: inbound connections leak their limiter slot; peers are remembered forever ----------
 async def test_stock_refuses_inbound_connections_after_250_in_its_lifetime() -> None:
     """Stock 0.8.1: connection 251 and every later one is refused (inbound limiter never released)."""
 
@@ -76,9 +76,11 @@ async def test_stock_refuses_inbound_connections_after_250_in_its_lifetime() -> 
     async with host.run([stock.listen_addr()]):
         host.set_stream_handler(TProtocol(ECHO), stock_echo)
         result = await _run_churn(str(stock.full_addr(host)), 270, "noise", "fresh", limit=240)
+        remembered = len(host.get_peerstore().peer_ids())
         await host.close()
     assert result["first_failure"] == 250, result  # the 251st inbound connection is refused...
     assert result["failures"] == 20, result  # ...and so is every later one
+    assert remembered > 100  # D11: the peer store keeps (most of) the peers it ever saw
 
 
 async def test_1000_inbound_cycles_all_accepted_with_flat_fds_and_tasks() -> None:
@@ -97,6 +99,7 @@ async def test_1000_inbound_cycles_all_accepted_with_flat_fds_and_tasks() -> Non
         await trio.sleep(0.2)
         assert open_fds() - fds <= 1
         assert count_trio_tasks() - tasks <= 2
+        assert len(server.libp2p_host.get_peerstore().peer_ids()) == 1  # D11: only our own entry
 
 
 # ---- D2: leaving the host leaves the port open ------------------------------------------------------
