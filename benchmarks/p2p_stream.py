@@ -17,6 +17,7 @@ Measured per stack:
 
 Sections: `SECTIONS` maps a name to a `Section` (how to serve and how to measure); the `/http` proxy
 benchmark is meant to be added as another entry. `worker` is the sub-command the processes run.
+`stock` (stock py-libp2p 0.8.1 TLS + yamux, for comparison) is opt-in: `--sections baseline,stock,tls`.
 """
 
 from __future__ import annotations
@@ -240,6 +241,101 @@ async def _p2p_client(args: list[str]) -> dict[str, Any]:
     return res
 
 
+# ---- stock py-libp2p 0.8.1 (opt-in: --sections baseline,stock,tls) ------------------------------------
+def _stock_host(security: str) -> Any:
+    from libp2p import generate_new_ed25519_identity, new_host
+    from libp2p.crypto.x25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.network.config import ConnectionConfig
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_ID
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+    from libp2p.security.tls.transport import PROTOCOL_ID as TLS_ID
+    from libp2p.security.tls.transport import TLSTransport
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    kp = generate_new_ed25519_identity()
+    sec = (
+        {TLS_ID: TLSTransport(kp)}
+        if security == "tls"
+        else {NOISE_ID: NoiseTransport(kp, noise_privkey=create_new_key_pair().private_key)}
+    )
+    return new_host(
+        key_pair=kp,
+        sec_opt=sec,
+        muxer_opt={TProtocol(YAMUX_ID): Yamux},
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+    )
+
+
+async def _stock_read_exactly(stream: Any, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        buf += await stream.read(n - len(buf))
+    return bytes(buf)
+
+
+async def _stock_server(args: list[str]) -> None:
+    import multiaddr
+    from libp2p.custom_types import TProtocol
+    from libp2p.network.stream.exceptions import StreamEOF
+
+    async def sink(stream: Any) -> None:
+        n = 0
+        try:
+            while True:
+                n += len(await stream.read(1 << 20))
+        except StreamEOF:
+            pass
+        await stream.write(struct.pack(">Q", n))
+        await stream.close()
+
+    async def rr(stream: Any) -> None:
+        try:
+            while True:
+                await stream.write(await _stock_read_exactly(stream, MSG))
+        except Exception:
+            await stream.close()
+
+    host = _stock_host(args[0])
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        host.set_stream_handler(TProtocol(SINK), sink)
+        host.set_stream_handler(TProtocol(RR), rr)
+        print("READY", f"{host.get_addrs()[0]}", flush=True)
+        try:
+            await trio.sleep_forever()
+        finally:
+            await host.close()
+
+
+async def _stock_client(args: list[str]) -> dict[str, Any]:
+    import multiaddr
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    security, addr, mib, chunk_kib, n_rr = args[0], args[1], int(args[2]), int(args[3]), int(args[4])
+    res: dict[str, Any] = {}
+    host = _stock_host(security)
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        await host.connect(info)
+        if mib:
+            total, chunk = mib << 20, bytes(chunk_kib << 10)
+            stream = await host.new_stream(info.peer_id, [TProtocol(SINK)])
+            t0, c0 = time.perf_counter(), _cpu()
+            for _ in range(total // len(chunk)):
+                await stream.write(chunk)
+            await stream.close_write()
+            got = struct.unpack(">Q", await _stock_read_exactly(stream, 8))[0]
+            dt = time.perf_counter() - t0
+            res.update(mbps=total / dt / 1e6, ok=got == total, client_cpu=(_cpu() - c0) / dt)
+        if n_rr:
+            stream = await host.new_stream(info.peer_id, [TProtocol(RR)])
+            res["rr_us"] = await _rr_loop(stream.write, lambda: _stock_read_exactly(stream, MSG), n_rr)
+        await host.close()
+    return res
+
+
 # ---- sections ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Section:
@@ -266,9 +362,17 @@ SECTIONS: dict[str, Section] = {
         ["p2p-server", "noise"],
         lambda ready, o: ["p2p-client", "noise", ready, str(o.mib), str(o.chunk_kib), str(o.rr)],
     ),
+    "stock": Section(
+        "py-libp2p 0.8.1 TLS + yamux",
+        ["stock-server", "tls"],
+        lambda ready, o: ["stock-client", "tls", ready, str(o.mib), str(o.chunk_kib), str(o.rr)],
+    ),
 }
+DEFAULT_SECTIONS = ("baseline", "tls", "noise")
 
 WORKERS: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
+    "stock-server": _stock_server,
+    "stock-client": _stock_client,
     "baseline-server": _baseline_server,
     "baseline-client": _baseline_client,
     "p2p-server": _p2p_server,
@@ -329,7 +433,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--chunk-kib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rr", type=int, default=2000)
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), help=f"any of {sorted(SECTIONS)}")
     opts = parser.parse_args(argv)
     names = [n for n in opts.sections.split(",") if n]
     unknown = set(names) - set(SECTIONS)
