@@ -1,11 +1,13 @@
 """Fixes for measured defects of py-libp2p 0.8.1 (spec/py-libp2p.md §7, §1), one block per defect.
 
 Every fix is scoped to the objects our host creates (subclasses handed to py-libp2p's constructors), so a
-stock py-libp2p host in the same process keeps its stock behaviour; the regression tests in
-`tests/integration/p2p/test_hardening.py` run each scenario against both. When upstream fixes a defect,
-delete its block here and the matching override. Replacements for whole components live in their own
-modules: `tls.py` (TLS transport), `yamux.py` (muxer, incl. the flow-control reset below), `upgrader.py`
-(security/muxer negotiation), `multistream.py`.
+stock py-libp2p host in the same process keeps its stock behaviour. `tests/integration/p2p/
+test_hardening.py` runs each functional scenario against both (its `test_stock_*` tests assert the
+defective behaviour, the others ours); D7 and D10 only cost time and are measured by
+`benchmarks/p2p_stream.py` instead. When upstream fixes a defect, delete its block and override here.
+Replacements of whole components live in their own modules: `tls.py` (TLS transport), `yamux.py`
+(muxer; fixes the reset of a paused reader's stream), `upgrader.py` (connection upgrade, which 0.8.1
+hard-wires to its own yamux) and `multistream.py` (bounded, pipelined negotiation).
 
 D1  Inbound connections leak (swarm.py `_do_handle_inbound_connection` "Intentional barrier"): the
     per-connection handler waits for the *swarm* to finish, so each inbound connection holds a slot of
@@ -14,8 +16,7 @@ D1  Inbound connections leak (swarm.py `_do_handle_inbound_connection` "Intentio
 D2  Listeners outlive the host: `TCPListener` serves from a trio *system* task and `host.run()` does not
     close the host, so after leaving `run()` the port still accepts and answers multistream. Fix:
     `ScopedTCPListener` serves inside the swarm's nursery, and `HardenedSwarm.close()` closes listeners
-    and every connection (concurrently; 0.8.1 closed them one after another with a 100 ms sleep each).
-    `P2PHost.open` always closes on exit.
+    and every connection. `P2PHost.open` always closes on exit.
 D3  Port sharing: listeners set SO_REUSEPORT, so binding a port already in use "succeeds" and the kernel
     load-balances dials between two different peers; `Swarm.listen` also turns bind errors into a
     `False` return. Fix: `ScopedTCPListener` binds with SO_REUSEADDR only; `HardenedSwarm.listen` raises
@@ -29,30 +30,29 @@ D5  Simultaneous dials leave two connections per peer even with `max_connections
     peer, chosen the same way on both ends (the one dialed by the smaller peer id; among connections
     from the same dialer, the newest), routes new streams to it and closes the others once their
     streams are done.
-D6  Unsolicited dialing: the auto-connector dials peers from the peerstore every 30 s until it holds
-    100+ connections. A Peergos node connects to whom it needs; `HardenedSwarm` disables it.
-D7  Slow `add_conn`/disconnect bookkeeping: `SwarmConn._cleanup` sleeps 100 ms per connection and
-    `add_conn` formats a traceback into a WARNING for every failed registration. Fix:
-    `HardenedSwarm.add_conn` registers connections without the resource-manager machinery (our yamux
-    bounds streams) and `_ScopedSwarmConn` yields once instead of sleeping.
+D6  Unsolicited dialing: the auto-connector dials peers it merely knows of (peer store) every 10-30 s
+    until it holds 100+ connections. A Peergos node connects to whom it needs; `HardenedSwarm` disables
+    the auto-connector.
+D7  (performance) Disconnect and shutdown are slow: `SwarmConn._cleanup` sleeps 100 ms per connection,
+    `Swarm.close` closes connections one after another, `add_conn` runs resource-manager bookkeeping and
+    formats a traceback into a WARNING for every failed registration. Fix: `HardenedSwarm.add_conn`
+    registers connections without that machinery (our yamux bounds streams), `_ScopedSwarmConn` yields
+    once instead of sleeping, `HardenedSwarm.close` closes connections concurrently.
 D8  Logging: importing libp2p sets its logger to `propagate=False` with no handler, so WARNING and
     ERROR records bypass the application's logging and hit stderr through Python's last-resort handler;
     `swarm_connection` logs on the *root* logger; expected churn (failed dials, closed streams) is logged
     at ERROR/WARNING with tracebacks. Fix: `configure_logging()`.
-D10 Every network event (stream opened/closed, connection, listen) opens a nursery and spawns one task
-    per notifee; on the stream path that is two extra nurseries per stream. Fix: `HardenedSwarm._notify`
-    calls the notifees one after another, still isolating their exceptions (go-libp2p calls them inline
-    too).
 D9  IPv6 connections have no remote address: `TrioTCPStream.get_remote_address` rejects the 4-tuple
     `getpeername()` returns for AF_INET6 sockets, so identify's observed address, the connection gate
     and logging see `None`. Fix: `ScopedTCP` and `ScopedTCPListener` fill in (host, port).
+D10 (performance) Every network event (stream opened/closed, connection) opens a nursery and spawns one
+    task per notifee: two extra nurseries per stream. Fix: `HardenedSwarm._notify` calls the notifees one
+    after another, still isolating their exceptions (go-libp2p calls them inline too).
 D11 Unbounded per-peer state: the peer store keeps keys, addresses and protocols of every peer ever seen
     (~10 KB each; its 1000-peer cap only applies in an optional cleanup task and may then evict our own
     key), and the auto-connector remembers every disconnect. Fix: `HardenedSwarm.notify_disconnected`
     drops a peer's peer-store entry when its last connection closes (dialable addresses live in our own
     bounded address book); the disabled auto-connector records nothing.
-(The yamux flow-control reset after a 5 s reader pause, and the TLS/multistream costs, are fixed by
-replacement: see `yamux.py`, `tls.py`, `multistream.py`.)
 """
 
 from __future__ import annotations

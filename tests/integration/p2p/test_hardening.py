@@ -427,3 +427,25 @@ async def test_ipv6_connections_report_addresses() -> None:
         await stream.reset()
         with pytest.raises(StreamResetError):
             await stream.write(b"x")
+
+
+# ---- D6: unsolicited dialing ----------------------------------------------------------------------------
+async def test_stock_auto_connector_dials_peers_it_merely_knows() -> None:
+    a, c = stock.stock_host(), stock.stock_host()
+    async with a.run([stock.listen_addr()]), c.run([stock.listen_addr()]):
+        a.get_peerstore().add_addrs(c.get_id(), c.get_addrs(), 3600)  # heard of c (e.g. from the DHT)
+        with trio.fail_after(20):
+            await a.get_network().auto_connector.maybe_connect()  # what its 10-30 s timer does
+            await wait_for(lambda: bool(a.get_network().get_connections(c.get_id())), within=15)
+        await a.close()
+        await c.close()
+
+
+async def test_no_unsolicited_dials() -> None:
+    async with P2PHost.open(_config()) as a, P2PHost.open(_config()) as c:
+        lid = ID(c.peer_id.to_bytes())
+        a.libp2p_host.get_peerstore().add_addrs(lid, c.listen_addrs, 3600)
+        a.address_book.add(c.peer_id, c.listen_addrs)
+        await a._swarm.auto_connector.maybe_connect()
+        await trio.sleep(0.5)
+        assert a.connection_count() == 0 and c.connection_count() == 0
