@@ -449,3 +449,28 @@ async def test_no_unsolicited_dials() -> None:
         await a._swarm.auto_connector.maybe_connect()
         await trio.sleep(0.5)
         assert a.connection_count() == 0 and c.connection_count() == 0
+
+
+# ---- soak (python3 dev.py test --slow) ---------------------------------------------------------------
+def _rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+async def test_soak_5000_inbound_cycles_memory_fds_tasks_flat() -> None:
+    async with P2PHost.open(HostConfig(identity=HostIdentity.generate())) as server:  # TLS and Noise
+        server.set_stream_handler(ECHO, _echo_1k)
+        addr = str(server.addrs_with_peer_id()[0])
+        assert (await _run_churn(addr, 500, "tls", "fresh", limit=300))["failures"] == 0
+        await wait_for(lambda: server.connection_count() == 0)
+        rss, fds, tasks = _rss_mib(), open_fds(), count_trio_tasks()
+        for mode, security in (("fresh", "tls"), ("same", "noise"), ("fresh", "noise"), ("same", "tls")):
+            result = await _run_churn(addr, 1250, security, mode, limit=600)
+            assert result["failures"] == 0, result
+        await wait_for(lambda: server.connection_count() == 0)
+        await trio.sleep(0.5)
+        assert open_fds() - fds <= 1
+        assert count_trio_tasks() - tasks <= 2
+        assert len(server.libp2p_host.get_peerstore().peer_ids()) == 1
+        assert _rss_mib() - rss < 8.0  # a leak of even 2 KiB per connection would show here
