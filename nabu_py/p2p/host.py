@@ -433,6 +433,8 @@ class P2PHost:
         self._identify_inflight: set[PeerId] = set()
         self._identify_limiter = trio.CapacityLimiter(IDENTIFY_CONCURRENCY)
         self._identify_done: dict[PeerId, trio.Event] = {}
+        self._identify_listeners: list[Callable[[IdentifyInfo], None]] = []
+        self._disconnect_listeners: list[Callable[[PeerId], None]] = []
 
         key_pair = _libp2p_key_pair(config.identity)
         self._local_id = ID(self.peer_id.to_bytes())
@@ -895,6 +897,30 @@ class P2PHost:
         event = self._identify_done.pop(info.peer_id, None)
         if event is not None:
             event.set()
+        self._fire(self._identify_listeners, info)
+
+    def on_peer_identified(self, callback: Callable[[IdentifyInfo], None]) -> Callable[[], None]:
+        """Call `callback(info)` after every identify exchange (e.g. the DHT adds peers speaking
+        `/ipfs/kad/1.0.0` to its routing table). Returns a function that unsubscribes."""
+        self._identify_listeners.append(callback)
+        return lambda: (
+            self._identify_listeners.remove(callback) if callback in self._identify_listeners else None
+        )
+
+    def on_peer_disconnected(self, callback: Callable[[PeerId], None]) -> Callable[[], None]:
+        """Call `callback(peer)` when the last connection to a peer closes. Returns an unsubscriber."""
+        self._disconnect_listeners.append(callback)
+        return lambda: (
+            self._disconnect_listeners.remove(callback) if callback in self._disconnect_listeners else None
+        )
+
+    @staticmethod
+    def _fire(callbacks: Sequence[Callable[[Any], None]], arg: object) -> None:
+        for callback in list(callbacks):
+            try:
+                callback(arg)
+            except Exception as e:  # a listener's bug must not break the host
+                logger.warning("peer event listener %r failed: %s: %s", callback, type(e).__name__, e)
 
     def _on_disconnected(self, lid: ID) -> None:
         try:
@@ -903,6 +929,7 @@ class P2PHost:
             return
         if not self.is_connected(peer):
             self._identified.pop(peer, None)
+            self._fire(self._disconnect_listeners, peer)
 
     def _schedule_identify(self, lid: ID) -> None:
         try:

@@ -360,3 +360,27 @@ async def test_escape_hatch_py_libp2p_style_handlers_and_streams() -> None:
         await net.write(b"hello")
         assert await net.read(5) == b"HELLO"
         await net.close()
+
+
+async def test_peer_event_listeners() -> None:
+    identified: list[PeerId] = []
+    gone: list[PeerId] = []
+
+    def broken(_info: object) -> None:
+        raise RuntimeError("listener bug")
+
+    async with P2PHost.open(cfg()) as a, P2PHost.open(cfg()) as b:
+        a.on_peer_identified(broken)  # a failing listener must not disturb the host or other listeners
+        stop = a.on_peer_identified(lambda info: identified.append(info.peer_id))
+        a.on_peer_disconnected(gone.append)
+        await a.connect(b.addrs_with_peer_id()[0])
+        await wait_for(lambda: identified == [b.peer_id])
+        await b.close()
+        await wait_for(lambda: gone == [b.peer_id])
+        stop()
+        stop()  # unsubscribing twice is harmless
+        async with P2PHost.open(cfg()) as c:
+            await a.connect(c.addrs_with_peer_id()[0])
+            with trio.fail_after(10):
+                await a.wait_identified(c.peer_id)
+        assert identified == [b.peer_id]
