@@ -1,1 +1,1 @@
-"""libp2p protocols of nabu_py: one package per protocol (messages, sans-IO engine, trio service)."""
+"""libp2p protocols of nabu_py: one package per protocol (wire messages, sans-IO engine, trio service)."""
