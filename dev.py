@@ -129,8 +129,7 @@ def main(argv: list[str]) -> int:
     if cmd == "lint":
         return cmd_lint(args)
     if cmd == "daemon":
-        # The home-server daemon lands with the storage issue; until then this shows the CLI.
-        return _exec([str(BIN / "peergos"), "--help", *args])
+        return _exec([str(BIN / "peergos"), "daemon", *args])
     if cmd == "run":
         if not args:
             sys.exit("usage: python3 dev.py run CMD [args...]")

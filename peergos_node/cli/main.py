@@ -10,6 +10,8 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "daemon": ("peergos_node.cli.daemon", "run the home server (-port 8000, -PEERGOS_PATH ~/.peergos, ...)"),
+    "quota": ("peergos_node.cli.quota", "signup tokens and quotas: quota token create|list, quota show|set"),
     "vectors": ("peergos_node.cli.vectors", "check reference test vectors: vectors check DIR"),
 }
 

@@ -5,11 +5,17 @@ Stores write their SQL once, in a portable subset: `?` placeholders (translated 
 synchronous and thread-safe: one connection per `Database`, serialised by a lock; trio code runs the
 calls in worker threads.
 
-Durability: SQLite runs in WAL mode with `synchronous=FULL`, so a committed transaction survives SIGKILL
-and power loss and an uncommitted one leaves no trace. `transaction()` takes the write lock up front
-(`BEGIN IMMEDIATE`) so read-modify-write sequences inside it are atomic even against other processes;
-PostgreSQL transactions run at SERIALIZABLE isolation for the same reason (a conflict with another
-process surfaces as a DatabaseError and the caller's operation fails cleanly, changing nothing).
+Durability: SQLite runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives SIGKILL
+of the process (the WAL is in the OS page cache) and an uncommitted one leaves no trace; after a power
+loss the last commits may be rolled back together, in order, never torn. Pass `synchronous="FULL"`
+to also fsync every commit.
+
+Nested `transaction()` calls on the same thread join the outer transaction, so a caller can group
+several stores' writes (all on one Database) into one atomic commit. `transaction()` takes the write
+lock up front (`BEGIN IMMEDIATE`) so read-modify-write sequences inside it are atomic even against
+other processes; PostgreSQL transactions run at SERIALIZABLE isolation for the same reason (a
+conflict with another process surfaces as a DatabaseError and the caller's operation fails cleanly,
+changing nothing).
 """
 
 from __future__ import annotations
@@ -87,14 +93,17 @@ class Database:
         self._lock = threading.RLock()
         self._describe = describe
         self._closed = False
+        self._local = threading.local()
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def sqlite(cls, path: str | Path) -> Database:
+    def sqlite(cls, path: str | Path, synchronous: str = "NORMAL") -> Database:
         """Open (creating) a SQLite database file in WAL mode; ':memory:' for a private in-RAM one."""
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         return cls("sqlite", conn, SqlTypes(blob="BLOB", bigint="INTEGER"), f"sqlite:{path}")
 
@@ -147,12 +156,17 @@ class Database:
         """An atomic read-modify-write transaction (exclusive for SQLite, SERIALIZABLE for PostgreSQL)."""
         with self._lock:
             self._check_open()
-            if self.dialect == "sqlite":
-                with self._sqlite_tx() as tx:
+            current: Cursorish | None = getattr(self._local, "tx", None)
+            if current is not None:
+                yield current
+                return
+            opened = self._sqlite_tx() if self.dialect == "sqlite" else self._pg_tx()
+            with opened as tx:
+                self._local.tx = tx
+                try:
                     yield tx
-            else:
-                with self._pg_tx() as ptx:
-                    yield ptx
+                finally:
+                    self._local.tx = None
 
     @contextlib.contextmanager
     def _sqlite_tx(self) -> Iterator[Cursorish]:

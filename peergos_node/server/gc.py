@@ -7,10 +7,11 @@ Order matters, because clients keep writing while GC runs:
    before closing it, so step 3 sees that pointer);
 4. mark everything reachable from the pointer targets and the open-transaction blocks;
 5. delete listed blocks that are not marked (and their metadata), in batches. Each batch holds the
-   exclusive side of `GcLock` and re-reads the open transactions first; block writes record their
-   transaction and store the block under the shared side. So a client that re-uploads a block GC is
-   about to delete either registers it before the batch (and it is spared) or writes it after (and it
-   is stored again).
+   exclusive side of `GcLock` and spares the blocks of open transactions and every block written (or
+   re-written) since this collection started (`spare`); block writes record their transaction, store
+   the block and note it for `spare` under the shared side. So a client that re-uploads a block GC had
+   doomed (same bytes as an earlier, unreachable state) and commits a pointer to it, even closing its
+   transaction before the sweep reaches it, keeps the block.
 A block first written after step 1 is never a candidate, so concurrent writes lose nothing reachable.
 """
 
@@ -112,6 +113,7 @@ def collect_garbage(
     transaction_expiry_ms: int = TRANSACTION_EXPIRY_MS,
     extra_roots: Callable[[], list[bytes]] | None = None,
     lock: GcLock | None = None,
+    spare: Callable[[], set[bytes]] | None = None,
 ) -> GcReport:
     """Run one collection; see the module docstring for why the steps are in this order."""
     candidates = blocks.list_cids()
@@ -131,6 +133,8 @@ def collect_garbage(
     for start in range(0, len(doomed), SWEEP_BATCH):
         with lock.exclusive():
             spared = transactions.open_block_cids()
+            if spare is not None:
+                spared |= spare()
             for cid in doomed[start : start + SWEEP_BATCH]:
                 key = cid.to_bytes()
                 if key in spared:

@@ -85,6 +85,10 @@ class UsageStore(Protocol):
         """Whether the user hit the quota (then writes get Peergos' 1 MiB tolerance so deletes work)."""
         ...
 
+    def account(self, username: str) -> tuple[int, int, bool]:
+        """(quota, total usage, errored) in one read (the hot path of every block write)."""
+        ...
+
     def set_errored(self, username: str, errored: bool) -> None:
         """Set or clear the over-quota flag."""
         ...
@@ -164,6 +168,9 @@ class MemoryUsageStore:
     def is_errored(self, username: str) -> bool:
         with self._lock:
             return username in self._errored
+
+    def account(self, username: str) -> tuple[int, int, bool]:
+        return self.quota(username), self.total_usage(username), self.is_errored(username)
 
     def set_errored(self, username: str, errored: bool) -> None:
         with self._lock:
@@ -261,3 +268,13 @@ class SqlUsageStore:
 
     def set_errored(self, username: str, errored: bool) -> None:
         self._db.execute("UPDATE users SET errored = ? WHERE username = ?", (1 if errored else 0, username))
+
+    def account(self, username: str) -> tuple[int, int, bool]:
+        row = self._db.query_one(
+            "SELECT u.quota, u.errored, (SELECT COALESCE(SUM(w.usage + w.pending), 0) FROM writer_usage w"
+            " WHERE w.username = u.username) FROM users u WHERE u.username = ?",
+            (username,),
+        )
+        if row is None:
+            return 0, self.total_usage(username), False
+        return int(row[0]), int(row[2]), bool(row[1])

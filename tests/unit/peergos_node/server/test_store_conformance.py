@@ -156,8 +156,10 @@ def test_usage(usage: Any) -> None:
     assert not usage.is_errored("alice")
     usage.set_errored("alice", True)
     assert usage.is_errored("alice") and not usage.is_errored("bob")
+    assert usage.account("alice") == (2000, 10, True)
     usage.set_errored("alice", False)
     assert not usage.is_errored("alice")
+    assert usage.account("alice") == (2000, 10, False) and usage.account("nobody") == (0, 0, False)
 
 
 def test_tokens(tokens: Any) -> None:

@@ -1,0 +1,62 @@
+"""`peergos daemon [-key value ...]`: run the home server (spec/peergos.md §16 `daemon`).
+
+Arguments (Peergos names and defaults): `-PEERGOS_PATH` (default ~/.peergos), `-port 8000`,
+`-listen-host localhost`, `-public-server false`, `-use-postgres false` with `-postgres.host`,
+`-postgres.port 5432`, `-postgres.database peergos`, `-postgres.username`, `-postgres.password`,
+`-default-quota 1g`, `-enable-gc true`, `-gc.period.millis 43200000`, `-blockstore hybrid|rocksdict|files`,
+`-generate-token true` (print a single-use signup URL). The effective settings are saved in
+`$PEERGOS_PATH/config`, so the next start needs no arguments. SIGINT/SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import trio
+
+from peergos_node.cli.args import Args, ArgsError
+from peergos_node.server.db import DatabaseError
+from peergos_node.server.node import PERSISTED_KEYS, HomeServerConfig, open_home_server, serving_home_server
+
+
+async def _run(args: Args) -> int:
+    cfg = HomeServerConfig.from_args(args)
+    with open_home_server(cfg) as server:
+        args.save_config([k for k in PERSISTED_KEYS if k in args.from_command_line])
+        async with serving_home_server(server) as url:
+            host = url.replace("http://", "")
+            print(
+                f"Peergos daemon started: peer id {server.identity.peer_id.to_base58()}, API {url}, "
+                f"data {cfg.peergos_path}, {'PostgreSQL' if cfg.use_postgres else 'SQLite'}",
+                flush=True,
+            )
+            if args.get_bool("generate-token"):
+                [token] = await trio.to_thread.run_sync(
+                    lambda: server.tokens.create(server.storage.now_ms(), 1)
+                )
+                print(
+                    f"Peergos daemon started. Browse to http://{host}/?signup=true&token={token} to sign up, "
+                    f"or use the shell command with the token {token}",
+                    flush=True,
+                )
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    print(f"received {signal.Signals(signum).name}, shutting down", flush=True)
+                    break
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    """Entry point; exit 2 on bad arguments, 1 if the server cannot start."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args = Args.parse(argv)
+        return trio.run(_run, args)
+    except ArgsError as e:
+        print(f"peergos daemon: {e}", file=sys.stderr)
+        return 2
+    except (DatabaseError, OSError) as e:
+        print(f"peergos daemon: cannot start: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""The Peergos client: network access to a home server, and (later) the encrypted filesystem."""
