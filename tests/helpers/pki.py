@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from nabu_py.multiformats import multihash
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
 from peergos_node.accounts.entry_points import UserStaticData
@@ -20,6 +22,7 @@ TODAY = LocalDate(2026, 3, 1)
 EXPIRY = LocalDate(2026, 5, 1)
 
 
+@functools.lru_cache(maxsize=256)
 def keypair(name: str) -> SigningKeyPair:
     """A key pair derived from a name."""
     return SigningKeyPair.random(DeterministicRng(f"pki-test/{name}"))

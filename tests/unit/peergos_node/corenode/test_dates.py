@@ -44,7 +44,7 @@ def test_text_form_matches_java(date: LocalDate, text: str) -> None:
         "2026-05-01\n",
         "",
         "+1000000000-01-01",
-        "２０２６-05-01",  # non-ASCII digits
+        "\uff12\uff10\uff12\uff16-05-01",  # full-width digits
     ],
 )
 def test_non_canonical_or_invalid_text_is_refused(text: str) -> None:
