@@ -32,12 +32,15 @@ month is left (`needs_renewal`), again to `today + 2 months`; a migration claim 
 with the new server and expiry + 1 day, so the old chain can never be replayed over it.
 
 **Proof of work**: a chain update costs a proof over `serialize_chain(update)` unless it is a key change
-of a user with at most `MAX_FREE_IDENTITY_CHANGES` links (`requires_proof_of_work`).
+of a user with at most `MAX_FREE_IDENTITY_CHANGES` links (`requires_proof_of_work`). `update_chain` puts
+the PKI node's whole decision together: username rules, proof of work against the signup-rate
+difficulty (`difficulty.DifficultyGenerator`), then `merge`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
 from peergos_node.corenode.claims import (
@@ -49,6 +52,7 @@ from peergos_node.corenode.claims import (
     serialize_chain,
 )
 from peergos_node.corenode.dates import LocalDate
+from peergos_node.corenode.difficulty import DifficultyGenerator
 from peergos_node.corenode.errors import (
     ExpiryMovedBack,
     InvalidChain,
@@ -56,7 +60,8 @@ from peergos_node.corenode.errors import (
     PkiError,
     UserAlreadyExists,
 )
-from peergos_node.corenode.usernames import MAX_USERNAME_SIZE
+from peergos_node.corenode.usernames import MAX_USERNAME_SIZE, validate_username
+from peergos_node.crypto.pow import ProofOfWork
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
 from peergos_node.crypto.signing import PublicSigningKey, SecretSigningKey
 from peergos_node.errors import BadSignature, DecodeError
@@ -189,6 +194,37 @@ def merge(
     result = old[:-1] + tail
     validate_chain(result, username)
     return result
+
+
+@dataclass(frozen=True)
+class RequiredDifficulty:
+    """A PKI write refused for too little proof of work; the client retries at this difficulty."""
+
+    difficulty: int
+
+
+def update_chain(
+    username: str,
+    existing: Sequence[UserPublicKeyLink],
+    update: Sequence[UserPublicKeyLink],
+    proof: ProofOfWork,
+    difficulty: DifficultyGenerator,
+    now_millis: int,
+    *,
+    rate_limit: bool = True,
+) -> Chain | RequiredDifficulty:
+    """The PKI node's `updateChain` decision, in Java's order (`IpfsCoreNode.updateChain`): the name must
+    be claimable (InvalidUsername); new names and chains of more than 10 links pay proof of work over
+    the update as sent (an accepted proof counts towards the signup rate even if the merge then fails);
+    then `merge`. Returns the chain to store (then CAS it into the PKI CHAMP and commit), or the
+    difficulty to retry with. `signup` is this with the one-link update, after `check_signup_host`.
+    """
+    validate_username(username)
+    if rate_limit and requires_proof_of_work(existing):
+        required = difficulty.admit(proof, proof_of_work_data(update), now_millis)
+        if required is not None:
+            return RequiredDifficulty(required)
+    return merge(existing, update, username)
 
 
 # ---- reading a chain ------------------------------------------------------------------------------
@@ -331,6 +367,7 @@ __all__ = [
     "MAX_FREE_IDENTITY_CHANGES",
     "MIGRATION_EXTRA_DAYS",
     "RENEW_WHEN_MONTHS_LEFT",
+    "RequiredDifficulty",
     "build_migration_chain",
     "check_migration",
     "check_signup_host",
@@ -347,6 +384,7 @@ __all__ = [
     "renew",
     "requires_proof_of_work",
     "same_peer",
+    "update_chain",
     "update_host",
     "validate_chain",
     "validate_claim",

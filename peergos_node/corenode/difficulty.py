@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import math
 
+from peergos_node.crypto.pow import ProofOfWork
+
 MIN_DIFFICULTY = 0
 DEFAULT_DIFFICULTY = 11
 MAX_DIFFICULTY = 256
@@ -146,6 +148,17 @@ class DifficultyGenerator:
     def add_event(self) -> None:
         """Count an accepted event (after its proof was checked)."""
         self._monitor.add_event()
+
+    def admit(self, proof: ProofOfWork, data: bytes, now_millis: int) -> int | None:
+        """Java `enforceRateLimit`: advance the clock, check `proof` over `data` against the current
+        difficulty; if it is enough, count the event and return None, else return the difficulty to retry
+        with (the client redoes the work and sends again)."""
+        self.update_time(now_millis)
+        required = self._difficulty
+        if not proof.satisfies(data, required):
+            return required
+        self.add_event()
+        return None
 
 
 __all__ = [

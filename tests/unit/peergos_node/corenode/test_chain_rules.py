@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
 from peergos_node.corenode.chain import (
     MAX_FREE_IDENTITY_CHANGES,
+    RequiredDifficulty,
     build_migration_chain,
     check_migration,
     check_signup_host,
@@ -23,18 +25,22 @@ from peergos_node.corenode.chain import (
     proof_of_work_data,
     renew,
     requires_proof_of_work,
+    update_chain,
     update_host,
     validate_chain,
 )
 from peergos_node.corenode.claims import Chain, Claim, UserPublicKeyLink, create_chain, serialize_chain
 from peergos_node.corenode.dates import LocalDate
+from peergos_node.corenode.difficulty import DifficultyGenerator
 from peergos_node.corenode.errors import (
     ExpiryMovedBack,
     InvalidChain,
+    InvalidUsername,
     KeyReuse,
     PkiError,
     UserAlreadyExists,
 )
+from peergos_node.crypto.pow import ProofOfWork
 from tests.helpers.pki import EXPIRY, TODAY, initial, key_change, peer, signer
 
 LATER = LocalDate(2026, 7, 1)
@@ -359,3 +365,63 @@ def test_cbor_username_must_match_the_signed_one() -> None:
     renamed = (_reclaim(initial()[0], username="alicf"),)
     with pytest.raises(InvalidChain, match="does not match"):
         validate_chain(renamed, "alicf")
+
+
+# ---- the PKI node's decision ----------------------------------------------------------------------
+
+NOW = 1_777_593_600_000
+
+
+def test_update_chain_charges_work_for_new_names() -> None:
+    gen = DifficultyGenerator(NOW, 1000)
+    chain = initial()
+    weak = ProofOfWork.of_counter(0)
+    assert update_chain("alice", (), chain, weak, gen, NOW) == chain  # difficulty 0 while idle
+    assert gen.current_difficulty == 0
+    # the accepted signup raised the difficulty: the next new name must do real work
+    bob = initial("bob", "bob")
+    refused = update_chain("bob", (), bob, weak, gen, NOW + 1)
+    assert refused == RequiredDifficulty(25)
+
+
+def test_update_chain_accepts_enough_work_and_skips_it_for_key_changes() -> None:
+    gen = DifficultyGenerator(NOW, 1000)
+    gen.add_event()
+    alice = initial()
+    gen_low = DifficultyGenerator(NOW, 864_000)  # one signup per 0.1 s allowed; two in one tick is over
+    gen_low.add_event()
+    gen_low.add_event()
+    gen_low.update_time(NOW)
+    required = gen_low.current_difficulty
+    assert required == int(2 * math.log(2 * 2 / 1.0) + 11) == 13
+    weak = next(
+        p
+        for p in map(ProofOfWork.of_counter, range(100))
+        if not p.satisfies(proof_of_work_data(alice), required)
+    )
+    assert update_chain("alice", (), alice, weak, gen_low, NOW) == RequiredDifficulty(required)
+    proof = ProofOfWork.find(proof_of_work_data(alice), required)
+    assert update_chain("alice", (), alice, proof, gen_low, NOW) == alice
+    changed = key_change(alice, "alice", "alice2")
+    # key changes of short chains are free, even while new names are expensive
+    assert update_chain("alice", alice, changed, ProofOfWork.of_counter(0), gen, NOW) == changed
+
+
+def test_update_chain_checks_the_name_first() -> None:
+    gen = DifficultyGenerator(NOW, 1000)
+    with pytest.raises(InvalidUsername, match="reserved"):
+        update_chain("admin", (), initial(username="admin"), ProofOfWork.of_counter(0), gen, NOW)
+    with pytest.raises(UserAlreadyExists):
+        update_chain("alice", initial(), initial("mallory"), ProofOfWork.of_counter(0), gen, NOW)
+
+
+def test_admit_counts_only_accepted_proofs() -> None:
+    gen = DifficultyGenerator(NOW, 1000)
+    data = b"chain"
+    assert gen.admit(ProofOfWork.of_counter(0), data, NOW) is None
+    assert gen.current_difficulty == 0  # computed before the event was counted
+    gen.update_time(NOW)
+    assert gen.current_difficulty == 25
+    assert gen.admit(ProofOfWork.of_counter(0), data, NOW) == 25
+    gen.update_time(NOW)
+    assert gen.current_difficulty == 25  # the refused attempt was not counted
