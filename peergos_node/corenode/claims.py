@@ -156,11 +156,15 @@ class UserPublicKeyLink(CborMixin):
         ctx = "UserPublicKeyLink"
         m = expect_map(value, ctx)
         only_keys(m, {"owner", "claim", "keychange"}, ctx)
-        proof = m.get("keychange")
+        proof = (
+            as_bytes(m["keychange"], f"{ctx}.keychange", max_len=MAX_KEY_CHANGE_PROOF)
+            if "keychange" in m
+            else None
+        )
         return cls(
             PublicKeyHash.from_cbor(field(m, "owner", ctx)),
             Claim.from_cbor(field(m, "claim", ctx)),
-            None if proof is None else as_bytes(proof, f"{ctx}.keychange", max_len=MAX_KEY_CHANGE_PROOF),
+            proof,
         )
 
 

@@ -21,6 +21,9 @@ a stream or raw CBOR. Field by field, with the bound the Java server reads it wi
   -> CBOR list of UserSnapshot;
 - `mirror`: str username, bytes BatWithId (100), bytes auth (4096), bytes PoW (100) -> bool.
 
+The paid-signup and paid-mirror bodies (`startPaidSignup`, `completePaidSignup`, `startPaidMirror`,
+`completePaidMirror`) carry `PaymentProperties` and are not implemented here.
+
 Decoders are strict: each body must be consumed exactly (no trailing bytes), every length is bounded as
 above, and the embedded CBOR is parsed with the structure's own strict decoder, so a malformed body is
 always a `DecodeError`. (Strings in these bodies carry Java's char-count length, see `java_io`.) The

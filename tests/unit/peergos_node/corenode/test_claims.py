@@ -115,6 +115,8 @@ def test_link_cbor_and_strictness() -> None:
     with pytest.raises(DecodeError):
         UserPublicKeyLink.deserialize(dag_cbor.encode({**m, "keychange": "not bytes"}))
     with pytest.raises(DecodeError):
+        UserPublicKeyLink.deserialize(dag_cbor.encode({**m, "keychange": None}))
+    with pytest.raises(DecodeError):
         UserPublicKeyLink.deserialize(dag_cbor.encode({"claim": m["claim"]}))
     with pytest.raises(DecodeError):
         UserPublicKeyLink.deserialize(dag_cbor.encode({**m, "owner": b"not a link"}))
