@@ -64,6 +64,10 @@ CBOR_CASES_REQUIRED: set[str] = {
     "WriterData_full",
     "EntryPoint",
     "UserStaticData",
+    # username claims and claim chains (peergos_node.corenode)
+    "UserPublicKeyLink_Claim",
+    "UserPublicKeyLink",
+    "UserPublicKeyLink_chain",
 }
 
 

@@ -18,6 +18,7 @@ CaseHandler = Callable[[dict[str, Any], dict[str, Any], Context], None]
 HANDLER_MODULES: list[str] = [
     "peergos_node.vectors.checks.cbor_crypto",
     "peergos_node.vectors.checks.cbor_mutable",
+    "peergos_node.vectors.checks.cbor_pki",
 ]
 
 
