@@ -12,6 +12,7 @@ import pytest
 from nabu_py.blockstore import open_blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.multiformats.cid import CODEC_RAW, Cid
+from peergos_node.accounts.time_limited import sign_time
 from peergos_node.client.http import (
     HttpMutablePointers,
     HttpSpace,
@@ -30,7 +31,6 @@ from peergos_node.server.stores.metadata import SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import SqlPointerStore
 from peergos_node.server.stores.transactions import SqlTransactionStore
 from peergos_node.server.stores.usage import SqlUsageStore
-from peergos_node.accounts.time_limited import sign_time
 from tests.helpers.asgi import serving
 from tests.helpers.peergos_users import PeergosUser, sign_block
 
