@@ -181,7 +181,8 @@ class SqlAccountStore:
             f" reader {t.blob} NOT NULL, writer {t.blob} NOT NULL, writer_data {t.blob} NOT NULL)"
         )
         db.execute(
-            f"CREATE TABLE IF NOT EXISTS mfa (username TEXT NOT NULL, credid {t.blob} NOT NULL, name TEXT NOT NULL,"
+            f"CREATE TABLE IF NOT EXISTS mfa (username TEXT NOT NULL, credid {t.blob} NOT NULL,"
+            " name TEXT NOT NULL,"
             f" type {t.bigint} NOT NULL, created {t.bigint} NOT NULL, enabled {t.bigint} NOT NULL,"
             f" secret {t.blob} NOT NULL, seq {t.bigint} NOT NULL, PRIMARY KEY (username, credid))"
         )
