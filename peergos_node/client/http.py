@@ -7,6 +7,7 @@ server's message URL-encoded in the `Trailer` header; it is turned back into the
 
 from __future__ import annotations
 
+import gzip
 import json
 import urllib.parse
 from collections.abc import Sequence
@@ -18,10 +19,30 @@ from nabu_py.codec import dag_cbor
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats import multibase
 from nabu_py.multiformats.cid import Cid
+from peergos_node.accounts.backup_codes import BackupCodes
+from peergos_node.accounts.login_data import LoginData, LoginResponse
+from peergos_node.accounts.mfa import MultiFactorAuthMethod, MultiFactorAuthResponse
+from peergos_node.accounts.totp import TotpKey
+from peergos_node.corenode.claims import UserPublicKeyLink
+from peergos_node.corenode.messages import (
+    DifficultyResponse,
+    GetPublicKeyResponse,
+    GetUsernameRequest,
+    GetUsernameResponse,
+    SignupRequest,
+    UpdateChainRequest,
+    UsernameRequest,
+    decode_chain_response,
+    decode_usernames_gzip,
+)
 from peergos_node.crypto.bat import BatWithId
 from peergos_node.crypto.public_key_hash import PublicKeyHash
+from peergos_node.crypto.signing import PublicSigningKey
 from peergos_node.errors import PeergosError
 from peergos_node.mutable.signed_pointer import MultiWriterCommit, SignedPointerUpdate
+
+CORE = "/peergos/v0/core/"
+LOGIN = "/peergos/v0/login/"
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -47,6 +68,10 @@ class RemotePointerCas(RemoteError):
 
 class RemoteQuotaExceeded(RemoteError):
     """The server refused a write: storage quota reached."""
+
+
+class RemoteRateLimited(RemoteError):
+    """Too many requests (429): try again later."""
 
 
 def _maybe_cid(text: str) -> Cid | None:
@@ -78,6 +103,8 @@ class PeergosHttp:
             raise RemotePointerCas(resp.status_code, message)
         if "Storage quota reached" in message:
             raise RemoteQuotaExceeded(resp.status_code, message)
+        if resp.status_code == 429:
+            raise RemoteRateLimited(resp.status_code, message)
         raise RemoteError(resp.status_code, message or f"HTTP {resp.status_code} from {path}")
 
 
@@ -210,3 +237,104 @@ def _cbor_int(data: bytes) -> int:
     if type(value) is not int:
         raise DecodeError("expected a CBOR integer")
     return value
+
+
+class HttpCoreNode:
+    """The PKI API (`/peergos/v0/core/...`) of a server (its mirror answers lookups locally)."""
+
+    def __init__(self, http: PeergosHttp) -> None:
+        self.http = http
+
+    async def get_chain(self, username: str) -> tuple[UserPublicKeyLink, ...]:
+        """The claim chain of a name (empty if unclaimed)."""
+        return decode_chain_response(
+            await self.http.post(CORE + "getChain", body=UsernameRequest(username).encode())
+        )
+
+    async def get_public_key(self, username: str) -> PublicKeyHash | None:
+        """The identity key hash that holds a name."""
+        body = await self.http.post(CORE + "getPublicKey", body=UsernameRequest(username).encode())
+        return GetPublicKeyResponse.decode(body).owner
+
+    async def get_username(self, key: PublicKeyHash) -> str:
+        """The name of an identity key."""
+        body = await self.http.post(CORE + "getUsername", body=GetUsernameRequest(key).encode())
+        return GetUsernameResponse.decode(body).username
+
+    async def get_usernames(self, prefix: str = "") -> list[str]:
+        """Names starting with a prefix."""
+        body = await self.http.post(CORE + "getUsernamesGzip/" + prefix)
+        if body[:2] != b"\x1f\x8b":  # the HTTP client already undid Content-Encoding: gzip
+            body = gzip.compress(body)
+        return decode_usernames_gzip(body)
+
+    async def signup(self, req: SignupRequest) -> DifficultyResponse:
+        """Create an account (atomic OpLog replay after the PKI accepts the claim)."""
+        return DifficultyResponse.decode(await self.http.post(CORE + "signup", body=req.encode()))
+
+    async def update_chain(self, req: UpdateChainRequest) -> DifficultyResponse:
+        """Renew, re-home or re-key a name."""
+        return DifficultyResponse.decode(await self.http.post(CORE + "updateChain", body=req.encode()))
+
+
+class HttpAccount:
+    """Login data and second factors (`/peergos/v0/login/...`)."""
+
+    def __init__(self, http: PeergosHttp) -> None:
+        self.http = http
+
+    async def set_login(self, login: LoginData, auth: bytes) -> bool:
+        """Store login data (auth: the identity's detached signature over it)."""
+        out = await self.http.post(LOGIN + "setLogin", [("auth", auth.hex())], login.serialize())
+        return out == b"\x01"
+
+    async def get_login(
+        self,
+        username: str,
+        reader: PublicSigningKey,
+        auth: bytes,
+        mfa: MultiFactorAuthResponse | None = None,
+        mfa_types: str = "1,3",
+    ) -> LoginResponse:
+        """The encrypted login data, or a second-factor challenge."""
+        params = [
+            ("username", username),
+            ("author", reader.serialize().hex()),
+            ("auth", auth.hex()),
+            ("mfaTypes", mfa_types),
+        ]
+        if mfa is not None:
+            params.append(("mfa", mfa.serialize().hex()))
+        return LoginResponse.deserialize(await self.http.post(LOGIN + "getLogin", params))
+
+    async def _mfa_call(
+        self, method: str, username: str, auth: bytes, extra: Sequence[tuple[str, str]] = ()
+    ) -> bytes:
+        return await self.http.post(LOGIN + method, [("username", username), ("auth", auth.hex()), *extra])
+
+    async def list_mfa(self, username: str, auth: bytes) -> list[MultiFactorAuthMethod]:
+        """Second factors (auth: identity-signed request for this path)."""
+        items = dag_cbor.decode(await self._mfa_call("listMfa", username, auth))
+        if type(items) is not list:
+            raise DecodeError("listMfa: expected a CBOR list")
+        return [MultiFactorAuthMethod.from_cbor(i) for i in items]
+
+    async def add_totp(self, username: str, auth: bytes) -> TotpKey:
+        """Create a TOTP factor (enable it with a code)."""
+        return TotpKey.from_string((await self._mfa_call("addTotp", username, auth)).decode())
+
+    async def enable_totp(self, username: str, credential_id: bytes, code: str, auth: bytes) -> bool:
+        """Enable a TOTP factor."""
+        out = await self._mfa_call(
+            "enableTotp", username, auth, [("credid", credential_id.hex()), ("code", code)]
+        )
+        return dag_cbor.decode(out) is True
+
+    async def gen_backup_codes(self, username: str, auth: bytes) -> BackupCodes:
+        """Single-use backup codes."""
+        return BackupCodes.deserialize(await self._mfa_call("genBackupCodes", username, auth))
+
+    async def delete_mfa(self, username: str, credential_id: bytes, auth: bytes) -> bool:
+        """Remove a factor."""
+        out = await self._mfa_call("deleteMfa", username, auth, [("credid", credential_id.hex())])
+        return dag_cbor.decode(out) is True

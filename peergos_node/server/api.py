@@ -37,6 +37,7 @@ from nabu_py.codec import dag_cbor
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats import multibase
 from nabu_py.multiformats.cid import Cid
+from peergos_node.accounts.time_limited import verify_signed_time
 from peergos_node.cbor import as_bytes, expect_list, expect_map, field
 from peergos_node.crypto.bat import BatWithId
 from peergos_node.crypto.public_key_hash import PublicKeyHash
@@ -58,7 +59,6 @@ from peergos_node.server.http import (
     json_response,
     json_text_response,
 )
-from peergos_node.server.time_auth import verify_signed_time
 
 T = TypeVar("T")
 
@@ -257,7 +257,7 @@ def _check_time_auth(req: ApiRequest, owner: PublicKeyHash, window_s: int, stora
         signed = bytes.fromhex(req.arg("auth"))
     except ValueError:
         raise HttpError("auth must be hex") from None
-    verify_signed_time(owner, signed, window_s, storage.clock())
+    verify_signed_time(signed, owner, window_s, storage.now_ms())
 
 
 def _peer_id_text(peer_id: Cid) -> str:

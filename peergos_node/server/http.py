@@ -4,8 +4,8 @@
   so a web page cannot trigger requests against a localhost server with GETs.
 - Errors are HTTP 400 with the URL-encoded message in the `Trailer` header and an empty body (429 for
   rate limits); clients read the message from that header.
-- Query strings are split on `&`/`=` and values taken verbatim, as Peergos does (it never URL-decodes
-  query values; its values are base58/hex/decimal and need no escaping).
+- Query strings are split on `&`/`=` and each part is percent-decoded (Java's `URI.getQuery()`, which
+  Peergos parses, has already decoded them; `+` stays a plus).
 - Request bodies are read incrementally and refused past a per-endpoint limit before being buffered.
 
 `ApiApp` maps exact paths to async handlers that get an `ApiRequest` and return a starlette Response.
@@ -50,7 +50,7 @@ class RateLimited(HttpError):
 
 
 def parse_query(query: str) -> dict[str, list[str]]:
-    """Split a raw query string like Peergos' `HttpUtil.parseQuery` (values are not URL-decoded)."""
+    """Split a query string like Peergos' `HttpUtil.parseQuery` over `URI.getQuery()` (percent-decoded)."""
     out: dict[str, list[str]] = {}
     if not query:
         return out
@@ -58,7 +58,7 @@ def parse_query(query: str) -> dict[str, list[str]]:
         if not part:
             continue
         key, _, value = part.partition("=")
-        out.setdefault(key, []).append(value)
+        out.setdefault(urllib.parse.unquote(key), []).append(urllib.parse.unquote(value))
     return out
 
 
@@ -176,12 +176,31 @@ class ApiApp:
         self, endpoints: dict[str, Endpoint], *, public_server: bool = False, name: str = "api"
     ) -> None:
         self.endpoints = dict(endpoints)
+        self.prefixes: dict[str, Endpoint] = {}
         self.public_server = public_server
         self.name = name
 
     def add(self, path: str, handler: Handler, max_body: int = DEFAULT_MAX_BODY) -> None:
         """Register an endpoint."""
         self.endpoints[path] = Endpoint(handler, max_body)
+
+    def add_prefix(self, prefix: str, handler: Handler, max_body: int = DEFAULT_MAX_BODY) -> None:
+        """Register an endpoint for every path starting with `prefix` (e.g. `getUsernamesGzip/<prefix>`)."""
+        self.prefixes[prefix] = Endpoint(handler, max_body)
+
+    def mount(self, other: ApiApp) -> None:
+        """Serve another ApiApp's endpoints too."""
+        self.endpoints.update(other.endpoints)
+        self.prefixes.update(other.prefixes)
+
+    def _find(self, path: str) -> Endpoint | None:
+        found = self.endpoints.get(path)
+        if found is not None:
+            return found
+        for prefix, endpoint in self.prefixes.items():
+            if path.startswith(prefix):
+                return endpoint
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -201,7 +220,7 @@ class ApiApp:
     async def dispatch(self, request: Request) -> Response:
         """Route one request, applying the method rule, body limit and error conventions."""
         path = request.url.path
-        endpoint = self.endpoints.get(path)
+        endpoint = self._find(path)
         if endpoint is None:
             return Response(b"", status_code=404)
         if request.method != "POST" and not self.public_server:

@@ -14,6 +14,9 @@ users, quotas, usage, signup tokens) and `blocks/` (the block store).
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -23,14 +26,21 @@ from pathlib import Path
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
 
 from nabu_py.blockstore import DEFAULT_KIND, KINDS, open_blockstore
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
+from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
 from peergos_node.cli.args import Args, ArgsError
+from peergos_node.corenode.dates import LocalDate
+from peergos_node.crypto.signing import SigningKeyPair
+from peergos_node.server.accounts_service import AccountService
 from peergos_node.server.api import build_api
+from peergos_node.server.core_api import build_core_api
 from peergos_node.server.db import Database, DatabaseError
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE, HomeStorage
+from peergos_node.server.pki import CoreNode, PkiKeys, PkiNode, init_pki
+from peergos_node.server.signup import SignupService
+from peergos_node.server.stores.accounts import SqlAccountStore
 from peergos_node.server.stores.metadata import SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import SqlPointerStore
 from peergos_node.server.stores.tokens import SqlTokenStore, TokenStore
@@ -56,7 +66,10 @@ PERSISTED_KEYS = (
     "enable-gc",
     "gc.period.millis",
     "blockstore",
+    "open-signups",
 )
+PKI_KEYS_FILE = "pki-keys.json"
+PKI_PASSWORD_FILE = "pki-keyfile-password"
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ class HomeServerConfig:
     enable_gc: bool
     gc_period_s: float
     blockstore_kind: str
+    open_signups: bool = False
+    pki_keyfile_password: str | None = None
 
     @classmethod
     def from_args(cls, args: Args) -> HomeServerConfig:
@@ -108,6 +123,8 @@ class HomeServerConfig:
             enable_gc=args.get_bool("enable-gc", True),
             gc_period_s=args.get_int("gc.period.millis", DEFAULT_GC_PERIOD_MS) / 1000,
             blockstore_kind=kind,
+            open_signups=args.get_bool("open-signups"),
+            pki_keyfile_password=args.params.get("pki.keyfile.password"),
         )
 
 
@@ -134,6 +151,9 @@ class HomeServer:
     db: Database
     storage: HomeStorage
     tokens: TokenStore
+    core: CoreNode
+    accounts: AccountService
+    signup: SignupService
 
     @property
     def peer_cid(self) -> Cid:
@@ -168,11 +188,46 @@ def open_home_server(cfg: HomeServerConfig) -> Iterator[HomeServer]:
                 SqlUsageStore(db),
                 atomic=db.transaction,
             )
-            yield HomeServer(cfg, identity, db, storage, SqlTokenStore(db))
+            tokens = SqlTokenStore(db)
+            core = open_pki(cfg, storage)
+            account_store = SqlAccountStore(db)
+            accounts = AccountService(account_store, storage, core.get_public_key)
+            signup = SignupService(
+                storage, core, account_store, tokens, [storage.peer_id], cfg.default_quota, cfg.open_signups
+            )
+            yield HomeServer(cfg, identity, db, storage, tokens, core, accounts, signup)
         finally:
             blocks.close()
     finally:
         db.close()
+
+
+def pki_password(cfg: HomeServerConfig) -> str:
+    """The PKI key file password: `-pki.keyfile.password`, else one generated for a standalone node and
+    kept (mode 0600) in `$PEERGOS_PATH/pki-keyfile-password`."""
+    if cfg.pki_keyfile_password:
+        return cfg.pki_keyfile_password
+    path = cfg.peergos_path / PKI_PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password
+
+
+def open_pki(cfg: HomeServerConfig, storage: HomeStorage) -> CoreNode:
+    """This node's PKI. A node with no remote PKI configured is a standalone network: it is its own PKI,
+    initialised on first start (`peergos pki-init` does the same explicitly)."""
+    keys_path = cfg.peergos_path / PKI_KEYS_FILE
+    password = pki_password(cfg)
+    if not keys_path.exists():
+        keys = PkiKeys(SigningKeyPair.random(), SigningKeyPair.random())
+        init_pki(storage, keys, storage.peer_id, cfg.default_quota, LocalDate.from_epoch_seconds(time.time()))
+        keys.save(keys_path, password)
+        log.info("initialised a new PKI: peergos identity %s", keys.peergos_hash)
+    return PkiNode(storage, PkiKeys.load(keys_path, password))
 
 
 async def _gc_loop(server: HomeServer) -> None:
@@ -190,6 +245,7 @@ async def serving_home_server(server: HomeServer) -> AsyncIterator[str]:
     """Serve the API (and run GC) in the background; yield the bound base URL."""
     cfg = server.config
     app = build_api(server.storage, public_server=cfg.public_server)
+    app.mount(build_core_api(server.core, server.signup, server.accounts))
     hc = HypercornConfig()
     hc.bind = [f"{cfg.listen_host}:{cfg.port}"]
     hc.accesslog = None

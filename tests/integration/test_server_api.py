@@ -12,6 +12,7 @@ import pytest
 from nabu_py.blockstore import open_blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.multiformats.cid import CODEC_RAW, Cid
+from peergos_node.accounts.time_limited import sign_time
 from peergos_node.client.http import (
     HttpMutablePointers,
     HttpSpace,
@@ -30,7 +31,6 @@ from peergos_node.server.stores.metadata import SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import SqlPointerStore
 from peergos_node.server.stores.transactions import SqlTransactionStore
 from peergos_node.server.stores.usage import SqlUsageStore
-from peergos_node.server.time_auth import sign_time
 from tests.helpers.asgi import serving
 from tests.helpers.peergos_users import PeergosUser, sign_block
 
@@ -98,11 +98,11 @@ async def test_round_trip_through_http(server: tuple[HomeStorage, str]) -> None:
         assert signed == storage.get_pointer(user.writer.hash)
         assert await blocks.close_transaction(user.owner, tid)
         assert not await blocks.close_transaction(user.owner, tid)
-        now = storage.clock()
-        assert await space.usage(user.owner, sign_time(user.identity.pair, now)) > len(data)
-        assert await space.quota(user.owner, sign_time(user.identity.pair, now)) == 200_000
+        now = storage.now_ms()
+        assert await space.usage(user.owner, sign_time(user.identity.pair.secret, now)) > len(data)
+        assert await space.quota(user.owner, sign_time(user.identity.pair.secret, now)) == 200_000
         with pytest.raises(RemoteError, match="Stale auth time"):
-            await space.usage(user.owner, sign_time(user.identity.pair, now - 3600))
+            await space.usage(user.owner, sign_time(user.identity.pair.secret, now - 3_600_000))
         # CAS conflict comes back typed, with the server's current target
         w = user.writer
         stale = Cid.for_block(0x71, b"stale")

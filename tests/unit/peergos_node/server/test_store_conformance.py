@@ -9,6 +9,13 @@ from typing import Any
 
 import pytest
 
+from peergos_node.server.stores.accounts import (
+    FactorRow,
+    LoginRow,
+    MemoryAccountStore,
+    PendingLogin,
+    SqlAccountStore,
+)
 from peergos_node.server.stores.metadata import BlockMetadata, MemoryBlockMetadataStore, SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import MemoryPointerStore, PointerCas, SqlPointerStore
 from peergos_node.server.stores.tokens import MemoryTokenStore, SqlTokenStore
@@ -172,3 +179,39 @@ def test_tokens(tokens: Any) -> None:
     assert not tokens.consume("nope", "bob")
     used = {t.token: t.used_by for t in tokens.list()}
     assert used[made[0]] == "alice" and used[made[1]] is None
+
+
+@pytest.fixture(params=KINDS)
+def accounts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    yield from _make(request.param, tmp_path, MemoryAccountStore, SqlAccountStore)
+
+
+def test_accounts_login_and_pending(accounts: Any) -> None:
+    assert accounts.get_login("u") is None and accounts.get_pending("u") is None
+    accounts.set_login("u", LoginRow(b"e1", b"r1"))
+    assert accounts.get_login("u") == LoginRow(b"e1", b"r1")
+    accounts.set_pending("u", PendingLogin(b"e2", b"r2", b"w", b"wd"))
+    assert accounts.get_pending("u") == PendingLogin(b"e2", b"r2", b"w", b"wd")
+    assert accounts.get_login("u") == LoginRow(b"e1", b"r1"), "staging does not change the live row"
+    assert accounts.promote_pending("u") and not accounts.promote_pending("u")
+    assert accounts.get_login("u") == LoginRow(b"e2", b"r2") and accounts.get_pending("u") is None
+    accounts.set_pending("u", PendingLogin(b"e3", b"r3", b"w", b"wd"))
+    accounts.set_login("u", LoginRow(b"e4", b"r4"))
+    assert accounts.get_pending("u") is None, "a direct update drops a stale staged change"
+
+
+def test_accounts_factors(accounts: Any) -> None:
+    f1 = FactorRow(b"c1", "TOTP", 1, 20000, False, b"k1")
+    f2 = FactorRow(b"c2", "10", 3, 20001, True, b"h1")
+    accounts.add_factor("u", f1)
+    accounts.add_factor("u", f2)
+    with pytest.raises(ValueError):
+        accounts.add_factor("u", f1)
+    assert accounts.factors("u") == [f1, f2] and accounts.factors("v") == []
+    assert accounts.set_enabled("u", b"c1", True) and not accounts.set_enabled("u", b"zz", True)
+    assert accounts.factors("u")[0].enabled
+    assert accounts.replace_secret("u", b"c2", b"h1", b"h2", "9")
+    assert not accounts.replace_secret("u", b"c2", b"h1", b"h3", "8"), "CAS on the old secret"
+    assert accounts.factors("u")[1] == FactorRow(b"c2", "9", 3, 20001, True, b"h2")
+    assert accounts.delete_factor("u", b"c1") and not accounts.delete_factor("u", b"c1")
+    assert [f.credential_id for f in accounts.factors("u")] == [b"c2"]
