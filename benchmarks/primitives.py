@@ -265,7 +265,9 @@ def section_blockstore(repeat: int) -> list[Result]:
     base = Path(tempfile.mkdtemp(prefix=".prim-bench-", dir=os.getcwd()))  # a real disk, not tmpfs
     out: list[Result] = []
     try:
-        for size, n in ((1 << 20, 8), (1024, 200)):
+
+        def rows(size: int, n: int) -> list[Result]:
+            out: list[Result] = []
             blocks = [os.urandom(size) for _ in range(n)]
             cids = [Cid.for_block(CODEC_RAW, b) for b in blocks]
             counter = [0]
@@ -324,7 +326,7 @@ def section_blockstore(repeat: int) -> list[Result]:
             rstore.close()
             rraw.close()
             if size < (1 << 20):
-                continue
+                return out
 
             def ours_files_put() -> None:
                 with open_blockstore("files", fresh("f"), sync=True) as st:
@@ -356,6 +358,10 @@ def section_blockstore(repeat: int) -> list[Result]:
                     repeat,
                 )
             )
+            return out
+
+        for size, n in ((1 << 20, 8), (1024, 200)):
+            out.extend(rows(size, n))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return out
