@@ -1,4 +1,99 @@
-"""Cryptree: capabilities and secret links (spec/peergos.md §6.1, §10).
+"""Cryptree: capabilities, encrypted nodes, files and directories (spec/peergos.md §6, §10).
 
 Encryption itself lives in `peergos_node.crypto`; this package never imports a crypto library.
+
+Modules
+-------
+- `capabilities`  `AbsoluteCapability`, `WritableAbsoluteCapability` (§6.1)
+- `relative`      `RelativeCapability`, `NamedRelativeCapability`, `ChildrenLinks` (§6.1, §6.6)
+- `properties`    `FileProperties`, `Timestamp` (Java `LocalDateTime` as UTC), `Thumbnail`, `HashTree` /
+                  `HashBranch` (§6.3)
+- `fragments`     `FragmentedPaddedCipherText`: padding, inline or 1 MiB fragments with BAT prefixes (§6.4)
+- `node`          `CryptreeNode` (`{v, bats?, b, p, d}`), `FromBase`, `FromParent`, `SymmetricLinkToSigner`,
+                  `create_file_chunk`, `create_dir`, `ReadNode` (§6.2)
+- `chunks`        chunk locations chained by the stream secret, seeking, directory splitting (§6.5, §6.6)
+- `builders`      `FileEncryptor` (all chunks of a file), `create_directory` with overflow chunks
+- `secret_link`   secret links (§10)
+
+Errors: malformed input is `DecodeError` (`HashMismatch` for a block that does not match its CID); a wrong
+key or altered ciphertext is `BadCiphertext`; misuse of the API is `ValueError`.
 """
+
+from peergos_node.cryptree.builders import (
+    FileEncryptor,
+    LocatedNode,
+    create_directory,
+    create_overflow_chunk,
+    random_location,
+)
+from peergos_node.cryptree.capabilities import AbsoluteCapability, WritableAbsoluteCapability
+from peergos_node.cryptree.chunks import (
+    MAX_CHILD_LINKS_PER_CHUNK,
+    ChunkLocation,
+    chunk_location,
+    chunk_locations,
+    next_chunk_location,
+    split_children,
+)
+from peergos_node.cryptree.fragments import Fragment, FragmentedPaddedCipherText, FragmentLayout
+from peergos_node.cryptree.node import (
+    CryptreeNode,
+    FromBase,
+    FromParent,
+    NodeWithFragments,
+    ReadNode,
+    SymmetricLinkToSigner,
+    create_dir,
+    create_file_chunk,
+)
+from peergos_node.cryptree.properties import (
+    CHUNK_SIZE,
+    EMPTY,
+    FileProperties,
+    HashBranch,
+    HashTree,
+    Thumbnail,
+    Timestamp,
+    chunk_count,
+    hash_tree_root,
+)
+from peergos_node.cryptree.relative import ChildrenLinks, NamedRelativeCapability, RelativeCapability
+
+__all__ = [
+    "CHUNK_SIZE",
+    "EMPTY",
+    "MAX_CHILD_LINKS_PER_CHUNK",
+    "AbsoluteCapability",
+    "ChildrenLinks",
+    "ChunkLocation",
+    "CryptreeNode",
+    "FileEncryptor",
+    "FileProperties",
+    "Fragment",
+    "FragmentLayout",
+    "FragmentedPaddedCipherText",
+    "FromBase",
+    "FromParent",
+    "HashBranch",
+    "HashTree",
+    "LocatedNode",
+    "NamedRelativeCapability",
+    "NodeWithFragments",
+    "ReadNode",
+    "RelativeCapability",
+    "SymmetricLinkToSigner",
+    "Thumbnail",
+    "Timestamp",
+    "WritableAbsoluteCapability",
+    "chunk_count",
+    "chunk_location",
+    "chunk_locations",
+    "create_dir",
+    "create_directory",
+    "create_file_chunk",
+    "create_overflow_chunk",
+    "hash_tree_root",
+    "next_chunk_location",
+    "random_location",
+    "split_children",
+]
