@@ -19,7 +19,7 @@ from peergos_node.cryptree.chunks import (
 )
 from peergos_node.cryptree.node import CryptreeNode
 from peergos_node.cryptree.properties import CHUNK_SIZE, EMPTY, FileProperties, HashTree
-from peergos_node.cryptree.relative import RelativeCapability
+from peergos_node.cryptree.relative import NamedRelativeCapability, RelativeCapability
 from tests.helpers.cryptree import MIRROR, MODIFIED, SIGNER, children, file_props, keys, location
 
 RNG = DeterministicRng("chunks")
@@ -148,7 +148,7 @@ def test_directory_overflow_chunks() -> None:
         rng=RNG,
     )
     assert len(chunks) == 3 and chunks[0].location == first and chunks[1].location == nxt
-    listed = []
+    listed: list[NamedRelativeCapability] = []
     here = first
     for i, chunk in enumerate(chunks):
         assert chunk.location == here
