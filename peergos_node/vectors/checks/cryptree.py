@@ -127,18 +127,23 @@ def _signer(ctx: Context, description: Any) -> SigningPrivateKeyAndPublicHash | 
 
 
 def _file_data(inputs: Obj) -> bytes:
+    """The file's bytes from `data_hex`, `data_utf8` or a `byte i = (i * a + b) mod 256` rule; every form
+    given must agree, as must the size and sha256."""
     size = int(inputs["size"])
+    forms: list[bytes] = []
     if inputs.get("data_hex") is not None:
-        data = hexb(inputs, "data_hex")
-    elif inputs.get("data_utf8") is not None:
-        data = str(inputs["data_utf8"]).encode("utf-8")
-    else:
-        rule = _BYTE_RULE.fullmatch(str(inputs.get("data_rule", "")))
-        if rule is None:
-            raise CheckFailed(f"cannot rebuild the file data from rule {inputs.get('data_rule')!r}")
+        forms.append(hexb(inputs, "data_hex"))
+    if inputs.get("data_utf8") is not None:
+        forms.append(str(inputs["data_utf8"]).encode("utf-8"))
+    rule = _BYTE_RULE.fullmatch(str(inputs.get("data_rule", "")))
+    if rule is not None:
         mul, add = int(rule.group(1)), int(rule.group(2))
-        data = bytes((i * mul + add) % 256 for i in range(256)) * (size // 256 + 1)
-        data = data[:size]
+        forms.append((bytes((i * mul + add) % 256 for i in range(256)) * (size // 256 + 1))[:size])
+    if not forms:
+        raise CheckFailed(f"cannot rebuild the file data from rule {inputs.get('data_rule')!r}")
+    data = forms[0]
+    for other in forms[1:]:
+        expect_equal("data forms agree", other, data)
     expect_equal("data length", len(data), size)
     if inputs.get("data_sha256_hex") is not None:
         expect_equal("data sha256", hashlib.sha256(data).digest(), hexb(inputs, "data_sha256_hex"))
@@ -460,7 +465,7 @@ def _check_dir(case: Obj, ctx: Context, doc: Obj) -> None:
         if child.cap.wbase_key_link is not None and wkey is not None:
             want = _key(inputs["children"][i], "write_base_key")
             expect_equal(f"child {i} write key", child.cap.write_base_key(wkey), want)
-    if len(groups) > 1:
+    if len(groups) > 1 or any(True for _ in _nested_nodes(case)):
         _check_overflow(case, doc, node, rkey, pkey, parent_link, groups[1:], mirror, rng)
     expect_equal("unused random draws", rng.remaining, 0)
 
@@ -499,7 +504,8 @@ def _check_overflow(
     mirror: BatId | None,
     rng: ScriptedRng,
 ) -> None:
-    """Overflow chunks: each at its predecessor's next-chunk location, holding the next 500 children."""
+    """Overflow chunks: each at its predecessor's next-chunk location, holding the next 500 children
+    (`groups`, when the case lists all of the directory's children)."""
     nested = list(_nested_nodes(case))
     nxt = first.read(rkey).next_chunk
     here = ChunkLocation(nxt.map_key, nxt.bat)
@@ -508,12 +514,14 @@ def _check_overflow(
         if not siblings:
             raise CheckFailed("a directory of more than 500 children needs its overflow chunk in the vectors")
         return  # the overflow chunk is a case of its own, checked as such; it sits at our next chunk
-    expect_equal("overflow chunk count", len(nested), len(groups))
-    for i, (spec, group) in enumerate(zip(nested, groups, strict=True)):
+    if groups:
+        expect_equal("overflow chunk count", len(nested), len(groups))
+    for i, spec in enumerate(nested):
+        group = groups[i] if groups else None
         ref = hexb(spec, "cryptree_node_cbor_hex")
         node = CryptreeNode.parse(ref)
         blocks = _fragment_blocks(spec)
-        if rng.remaining:  # the recorded draws go on through the overflow chunks: rebuild them too
+        if rng.remaining and group is not None:  # the recorded draws go on through the overflow chunks
             rebuilt = create_overflow_chunk(
                 rbase_key=rkey,
                 parent_key=pkey,
@@ -537,7 +545,11 @@ def _check_overflow(
         expect_equal(f"overflow {i} parent key", read.parent_key, pkey)
         expect_equal(f"overflow {i} parent link", read.parent_link, parent_link)
         expect_equal(f"overflow {i} signer link", read.signer_link, None)
-        expect_equal(f"overflow {i} children", read.children(blocks), ChildrenLinks.of(group))
+        listed = read.children(blocks)
+        if group is not None:
+            expect_equal(f"overflow {i} children", listed, ChildrenLinks.of(group))
+        elif not 0 < len(listed.named) <= MAX_CHILD_LINKS_PER_CHUNK or listed.legacy:
+            raise CheckFailed(f"overflow {i} must hold 1 to 500 named child links")
         _check_replay(f"overflow {i}", node, rkey, blocks, mirror)
         here = ChunkLocation(read.next_chunk.map_key, read.next_chunk.bat)
 
