@@ -192,3 +192,23 @@ def test_directory_overflow_chunks(tmp_path: Path, layout: str) -> None:
         missing = copy.deepcopy(cases)
         del missing[0]["overflow_chunks"]
         assert _run(tmp_path, _doc(missing)).failed == 1
+
+
+def test_cbor_cryptree_handlers_fail_on_wrong_bytes(tmp_path: Path) -> None:
+    doc = copy.deepcopy(CBOR)
+    for case in doc["cases"]:
+        if case["name"] in ("RelativeCapability_with_writer", "FileProperties_small"):
+            case["cbor_hex"] = _flip(case["cbor_hex"])
+        if case["name"] == "NamedRelativeCapability_file":
+            case["inputs"]["mimetype"] = "image/png"
+        if case["name"] == "FileProperties_file":
+            case["inputs"]["modified_nanos"] += 1
+    (tmp_path / "cbor.json").write_text(json.dumps(doc))
+    report = {r.path.name: r for r in run_directory(tmp_path)}["cbor.json"]
+    failed = {name for name, _ in report.failures}
+    assert failed == {
+        "RelativeCapability_with_writer",
+        "FileProperties_small",
+        "NamedRelativeCapability_file",
+        "FileProperties_file",
+    }
