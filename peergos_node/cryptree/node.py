@@ -175,16 +175,23 @@ class CryptreeNode(CborMixin):
     def __post_init__(self) -> None:
         if len(self.bats) > MAX_NODE_BATS:
             raise ValueError(f"a node lists at most {MAX_NODE_BATS} BAT ids")
-        if self.bats and (not self.bats[0].is_inline or any(b.is_inline for b in self.bats[1:])):
-            raise ValueError("a node's first BAT id is its inline BAT, the others are mirror ids")
+        if any(b.is_inline for b in self.bats[1:]):
+            raise ValueError("only a node's first BAT id may be an inline BAT")
 
     # ---- identity and access --------------------------------------------------------------------------
     @classmethod
     def parse(cls, block: bytes) -> CryptreeNode:
         """Strictly parse a node block (at most 1 MiB + 100 bytes)."""
-        if len(block) > MAX_NODE_SIZE:
+        return cls.deserialize(block)
+
+    @classmethod
+    def deserialize(cls, data: bytes, *, allow_zero_padding: bool = False) -> Self:
+        """Strictly parse a node block (at most 1 MiB + 100 bytes; never zero padded)."""
+        if len(data) > MAX_NODE_SIZE:
             raise DecodeError(f"a cryptree node is at most {MAX_NODE_SIZE} bytes")
-        return cls.from_cbor(dag_cbor.decode(block, max_size=MAX_NODE_SIZE))
+        if allow_zero_padding:
+            raise ValueError("cryptree node blocks are not padded")
+        return cls.from_cbor(dag_cbor.decode(data, max_size=MAX_NODE_SIZE))
 
     def cid(self) -> Cid:
         """CIDv1 dag-cbor sha256 of the serialised node."""

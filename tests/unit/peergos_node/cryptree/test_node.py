@@ -172,6 +172,25 @@ def test_legacy_file_without_bat_lists_no_bat_ids_even_with_a_mirror() -> None:
     assert CryptreeNode.parse(built.block).read(base).parent_link is None
 
 
+def test_directory_without_inline_bat_lists_only_the_mirror() -> None:
+    """Java createDir lists [mirror] when there is no inline BAT (overflow chunks of legacy directories)."""
+    s = sample_dir(RNG, 1)
+    built = create_dir(
+        rbase_key=s.rbase_key,
+        parent_key=s.parent_key,
+        properties=s.props,
+        children=s.children,
+        next_chunk=s.next_chunk,
+        parent_link=None,
+        inline_bat=None,
+        mirror_bat_id=MIRROR,
+        rng=RNG,
+    )
+    node = CryptreeNode.parse(built.block)
+    assert node.bats == (MIRROR,) and node.inline_bat is None and node.mirror_bat_id is None
+    assert node.read(s.rbase_key).children() == ChildrenLinks.of(s.children)
+
+
 def test_updates() -> None:
     s = sample_dir(RNG, 3, mirror=None)
     node = s.built.node
@@ -262,8 +281,7 @@ def _node_map() -> dict[str, object]:
         {"v": 2},
         {"v": "1"},
         {"x": 1},
-        {"bats": [BatId.sha256(Bat(bytes(32))).to_bytes()]},  # first id must be the inline BAT
-        {"bats": [BatId.inline(Bat(bytes(32))).to_bytes()] * 2},  # later ids must not be
+        {"bats": [BatId.inline(Bat(bytes(32))).to_bytes()] * 2},  # only the first may be inline
         {"bats": [BatId.inline(Bat(bytes(32))).to_bytes()] + [MIRROR.to_bytes()] * 4},
         {"bats": b"x"},
         {"b": [bytes(24)]},
