@@ -15,6 +15,17 @@ Modules
 - `builders`      `FileEncryptor` (all chunks of a file), `create_directory` with overflow chunks
 - `secret_link`   secret links (§10)
 
+Typical use (no I/O here: the caller stores and fetches blocks)
+------------------------------------------------------------------
+Write a file: `FileEncryptor(base_key, data_key, props_with_stream_secret, first_location, parent_link,
+hash_tree, mirror_bat_id).encrypt_all(data, rng)` yields one `LocatedNode` per 5 MiB chunk — store
+`.block` at `.location.map_key` (signed by the writer) and every `.fragments[i].block` under its CID.
+Write a directory: `create_directory(...)` (first chunk plus 500-child overflow chunks) or `create_dir`
+for one chunk; change one with `node.with_children / with_properties / with_parent_link`.
+Read: `node = CryptreeNode.parse(block)`, `read = node.read(cap.rbase_key)`, then `read.properties`,
+`read.children(blocks)` or `read.data(blocks)` with `blocks` fetched for `node.fragments` (in order), and
+`read.next_chunk_cap(cap, stream_secret)` to go on to the next chunk (pass the file's stream secret).
+
 Errors: malformed input is `DecodeError` (`HashMismatch` for a block that does not match its CID); a wrong
 key or altered ciphertext is `BadCiphertext`; misuse of the API is `ValueError`.
 """
