@@ -19,7 +19,7 @@ Values are immutable; `readonly()` drops the write key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from typing import Self
 
@@ -59,6 +59,10 @@ class AbsoluteCapability(CborMixin):
     def readonly(self) -> AbsoluteCapability:
         """The read-only capability for the same node."""
         return AbsoluteCapability(self.owner, self.writer, self.map_key, self.bat, self.rbase_key)
+
+    def with_map_key(self, map_key: bytes, bat: Bat | None) -> Self:
+        """The same keys at another location: the next chunk of a file or directory (Java `withMapKey`)."""
+        return replace(self, map_key=map_key, bat=bat)
 
     def with_write_key(self, wbase_key: SymmetricKey) -> WritableAbsoluteCapability:
         """The writable capability for the same node."""

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT.parent / "shared" / "vectors"
 
 FULLY_PASSING: set[str] = {
+    "cbor.json",
     "champ.json",
+    "cryptree.json",
     "login.json",
     "nacl.json",
     "pow.json",
@@ -53,6 +55,14 @@ CBOR_CASES_REQUIRED: set[str] = {
     "AbsoluteCapability",
     "AbsoluteCapability_no_bat",
     "WritableAbsoluteCapability",
+    # relative capabilities and file properties (peergos_node.cryptree)
+    "RelativeCapability_with_link",
+    "RelativeCapability_with_writer",
+    "NamedRelativeCapability_dir",
+    "NamedRelativeCapability_file",
+    "FileProperties_file",
+    "FileProperties_dir",
+    "FileProperties_small",
     # pointers, ownership, writer roots, login entry points (peergos_node.mutable, peergos_node.accounts)
     "PointerUpdate_no_sequence",
     "PointerUpdate_with_sequence",

@@ -17,6 +17,7 @@ CaseHandler = Callable[[dict[str, Any], dict[str, Any], Context], None]
 # before the first underscore (e.g. "PointerUpdate" handles "PointerUpdate_to_empty").
 HANDLER_MODULES: list[str] = [
     "peergos_node.vectors.checks.cbor_crypto",
+    "peergos_node.vectors.checks.cbor_cryptree",
     "peergos_node.vectors.checks.cbor_mutable",
     "peergos_node.vectors.checks.cbor_pki",
 ]
