@@ -78,7 +78,7 @@ from multiaddr import Multiaddr
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats import multihash
 from nabu_py.multiformats.cid import Cid
-from nabu_py.p2p.addrs import parse_multiaddr
+from nabu_py.p2p.addrs import split_peer
 from nabu_py.p2p.errors import NoAddressesError, P2PError, StreamError
 from nabu_py.p2p.host import IdentifyInfo, P2PHost, P2PStream
 from nabu_py.p2p.peer_id import PeerId
@@ -202,13 +202,17 @@ class _Waiter:
         self.found_addrs: list[bytes] = []
 
 
-def _dialable(addrs: Sequence[bytes]) -> list[Multiaddr]:
+def _dialable(peer: PeerId, addrs: Sequence[bytes]) -> list[Multiaddr]:
+    """`peer`'s addresses as multiaddrs without a `/p2p/<peer>` suffix (js sends it); malformed ones and
+    ones naming another peer are dropped, duplicates removed."""
     out: list[Multiaddr] = []
     for raw in addrs:
         try:
-            out.append(parse_multiaddr(raw))
-        except DecodeError:
+            transport, named = split_peer(raw)
+        except (DecodeError, ValueError):
             continue
+        if transport is not None and (named is None or named == peer) and transport not in out:
+            out.append(transport)
     return out
 
 
@@ -541,7 +545,7 @@ class KademliaService:
     async def _open(self, peer: PeerId, addrs: Sequence[bytes]) -> P2PStream:
         host = self.host
         if not host.is_connected(peer):
-            known = _dialable(addrs)
+            known = _dialable(peer, addrs)
             if not known and not host.address_book.get(peer):
                 raise NoAddressesError(f"no address for {peer}")  # never recurse into our peer router
             await host.connect(peer, known)
@@ -698,7 +702,7 @@ class KademliaService:
         if use_table:
             known = await self._call(lambda _now: self.engine.table.get(pid))
             if known is not None and known.addrs:
-                return _dialable(known.addrs)
+                return _dialable(peer, known.addrs)
         done, w = await self._run_query(lambda now: self.engine.find_peer(pid, now), target=pid)
         raw = list(w.found_addrs)
         if not raw:
@@ -706,7 +710,7 @@ class KademliaService:
             for p in done.result:
                 if p.id == pid:
                     raw = list(p.addrs)
-        addrs = _dialable(raw)
+        addrs = _dialable(peer, raw)
         if addrs:
             self.host.address_book.add(peer, addrs)
         return addrs
@@ -733,7 +737,7 @@ class KademliaService:
                 continue
             if pid in out:
                 continue
-            addrs = tuple(_dialable(p.addrs))
+            addrs = tuple(_dialable(pid, p.addrs))
             out[pid] = ProviderInfo(pid, addrs)
             if addrs and pid != self.host.peer_id:
                 self.host.address_book.add(pid, addrs)
