@@ -23,10 +23,10 @@ from pathlib import Path
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
 
 from nabu_py.blockstore import DEFAULT_KIND, KINDS, open_blockstore
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
+from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
 from peergos_node.cli.args import Args, ArgsError
 from peergos_node.server.api import build_api
 from peergos_node.server.db import Database, DatabaseError
