@@ -93,7 +93,7 @@ from nabu_py.protocols.kademlia.engine import (
     Reply,
     SendRequest,
 )
-from nabu_py.protocols.kademlia.errors import QueryLimitReached
+from nabu_py.protocols.kademlia.errors import QueryLimitReached, ServiceStopped
 from nabu_py.protocols.kademlia.messages import MAX_MESSAGE_SIZE, PROTOCOL_ID, Message, MessageType, Peer
 from nabu_py.protocols.kademlia.query import ValueResult
 from nabu_py.protocols.kademlia.records import (
@@ -117,6 +117,7 @@ _STORE_TYPES: Final = frozenset(
 _INPUT_QUEUE: Final = 1024
 """Pending host events (identify, bans) waiting for the engine; more are dropped (logged)."""
 _MAX_TIMER_SLEEP: Final = 1.0
+_MIN_TIMER_SLEEP: Final = 0.01
 _QUERY_GRACE: Final = 5.0
 """Seconds past the engine's own query deadline after which the service cancels a query itself."""
 
@@ -260,6 +261,7 @@ class KademliaService:
         self._inputs_send, self._inputs_recv = trio.open_memory_channel[Callable[[float], list[Action]]](
             _INPUT_QUEUE
         )
+        self._closed = False
         self.penalties_total = 0
         """Penalties applied since start (all peers)."""
 
@@ -315,6 +317,8 @@ class KademliaService:
                         unsub()
                     nursery.cancel_scope.cancel()
                     with trio.CancelScope(shield=True):
+                        async with svc._lock:  # no engine call is running (nor will run) after this
+                            svc._closed = True
                         await svc._drop_all_pooled()
         finally:
             with trio.CancelScope(shield=True):
@@ -346,15 +350,19 @@ class KademliaService:
                 store.close()
 
     # ---- engine access --------------------------------------------------------------------------------
-    async def _call(self, fn: Callable[[float], T], *, offload: bool = False) -> T:
-        """Run `fn(now)` against the engine, serialised; in a worker thread if it may touch SQLite."""
+    async def _call(self, fn: Callable[[float], T], *, offload: bool = False, wake: bool = True) -> T:
+        """Run `fn(now)` against the engine, serialised; in a worker thread if it may touch SQLite.
+        Then wake the timer task (the call may have moved the next deadline) unless `wake` is False."""
         async with self._lock:
+            if self._closed:
+                raise ServiceStopped("the DHT service has stopped")
             now = self._clock()
             if offload and self._offload:
                 result = await trio.to_thread.run_sync(fn, now)
             else:
                 result = fn(now)
-        self._wake.set()
+        if wake:
+            self._wake.set()
         return result
 
     def _post(self, fn: Callable[[float], list[Action]]) -> None:
@@ -370,7 +378,7 @@ class KademliaService:
         async for fn in self._inputs_recv:
             self._dispatch(await self._call(fn))
 
-    def _dispatch(self, actions: Sequence[Action]) -> None:
+    def _dispatch(self, actions: Sequence[Action], *, wake: bool = True) -> None:
         for a in actions:
             if isinstance(a, SendRequest):
                 self._nursery.start_soon(self._send, a)
@@ -382,18 +390,23 @@ class KademliaService:
                     w.result = a
                     w.done.set()
             # Reply only comes from handle_request, whose caller writes it.
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     async def _timer_loop(self) -> None:
+        fired: float | None = None
         while True:
-            deadline = await self._call(lambda _now: self.engine.next_deadline())
+            self._wake = trio.Event()  # any engine input from here on re-arms the wait below
+            deadline = await self._call(lambda _now: self.engine.next_deadline(), wake=False)
+            if deadline is not None and deadline == fired:
+                await trio.sleep(_MIN_TIMER_SLEEP)  # on_timer left that deadline in place: never spin
             delay = _MAX_TIMER_SLEEP if deadline is None else deadline - self._clock()
             if delay > 0:
                 with trio.move_on_after(min(delay, _MAX_TIMER_SLEEP)):
                     await self._wake.wait()
-                self._wake = trio.Event()
             if deadline is not None and self._clock() >= deadline:
-                self._dispatch(await self._call(self.engine.on_timer, offload=True))
+                fired = deadline
+                self._dispatch(await self._call(self.engine.on_timer, offload=True, wake=False), wake=False)
             await self._reap_idle()
 
     # ---- host events ---------------------------------------------------------------------------------
@@ -469,6 +482,8 @@ class KademliaService:
         self._inbound_total += 1
         try:
             await self._serve_requests(stream, peer)
+        except ServiceStopped:
+            await stream.reset()
         finally:
             self._inbound_total -= 1
             left = self._inbound[peer] - 1
@@ -540,7 +555,7 @@ class KademliaService:
                     ok = await self._exchange(a, peer)
         if not ok:
             failed = partial(self.engine.on_request_failed, a.query_id, pid)
-            self._dispatch(await self._call(failed, offload=True))
+            self._dispatch(await self._call(failed))
 
     async def _open(self, peer: PeerId, addrs: Sequence[bytes]) -> P2PStream:
         host = self.host
@@ -643,12 +658,13 @@ class KademliaService:
             self._penalise(a.peer.id, f"malformed reply: {e}")
             return False
         actions = await self._call(lambda now: self.engine.on_response(a.query_id, a.peer.id, msg, now))
-        if any(isinstance(x, Penalise) and x.peer_id == a.peer.id for x in actions):
-            await stream.reset()
-        else:
-            await self._give_back(peer, stream)
         self._dispatch(actions)
-        await self._maybe_found(a.query_id, msg)
+        with trio.CancelScope(shield=True):  # delivered: finish the bookkeeping even if the deadline hits
+            if any(isinstance(x, Penalise) and x.peer_id == a.peer.id for x in actions):
+                await stream.reset()
+            else:
+                await self._give_back(peer, stream)
+            await self._maybe_found(a.query_id, msg)
         return True
 
     async def _maybe_found(self, query_id: int, msg: Message) -> None:
@@ -699,6 +715,8 @@ class KademliaService:
         `use_table` is False), else by a lookup that stops at the first reply naming it. Found
         addresses are added to the host's address book."""
         pid = peer.to_bytes()
+        if peer == self.host.peer_id:
+            return self.host.advertised_addrs()
         if use_table:
             known = await self._call(lambda _now: self.engine.table.get(pid))
             if known is not None and known.addrs:

@@ -11,11 +11,11 @@ import pytest
 import trio
 
 from nabu_py.multiformats.cid import Cid
-from nabu_py.p2p import HostIdentity, P2PStream, ProtocolNegotiationError
+from nabu_py.p2p import HostIdentity, NoAddressesError, P2PStream, ProtocolNegotiationError
 from nabu_py.protocols.ipns import create_record, routing_key
-from nabu_py.protocols.kademlia.errors import InvalidRecord
+from nabu_py.protocols.kademlia.errors import InvalidRecord, ServiceStopped
 from nabu_py.protocols.kademlia.messages import PROTOCOL_ID, Message, MessageType, Record
-from nabu_py.protocols.kademlia.service import DhtConfig, is_public_multiaddr
+from nabu_py.protocols.kademlia.service import DhtConfig, KademliaService, is_public_multiaddr
 from tests.helpers.kad_net import FAST, fake_server, raw_host, send_request, start_network, start_node
 from tests.helpers.p2p import wait_for
 
@@ -241,3 +241,25 @@ async def test_bootstrap_tolerates_unreachable_and_non_kad_peers() -> None:
         node = await start_node(stack, cfg)
         with trio.fail_after(20):
             assert await node.dht.bootstrap() == 0  # no table entry for peers that cannot answer
+
+
+async def test_an_idle_service_sleeps() -> None:
+    # Regression: the timer task once woke itself after each of its own engine calls (a busy loop).
+    async with AsyncExitStack() as stack:
+        await start_network(stack, 2)
+        t0 = time.process_time()
+        await trio.sleep(0.6)
+        assert time.process_time() - t0 < 0.2
+
+
+async def test_a_stopped_service_refuses_work_and_unhooks_the_host() -> None:
+    async with AsyncExitStack() as stack:
+        (a,) = await start_network(stack, 1)
+        host = await raw_host(stack)
+        async with KademliaService.start(host, DhtConfig(mode="server", kademlia=FAST)) as dht:
+            assert PROTOCOL_ID in host.protocols()
+        with pytest.raises(ServiceStopped):
+            await dht.find_peer(a.peer_id)
+        assert PROTOCOL_ID not in host.protocols()
+        with trio.fail_after(5), pytest.raises(NoAddressesError):  # no peer router any more
+            await host.connect(a.peer_id)
