@@ -3,6 +3,7 @@ server and client modes, providers, IPNS put/get, persistence, stream reuse in b
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -15,7 +16,9 @@ from nabu_py.p2p import HostIdentity, NoAddressesError, P2PStream, ProtocolNegot
 from nabu_py.protocols.ipns import create_record, routing_key
 from nabu_py.protocols.kademlia.errors import InvalidRecord, ServiceStopped
 from nabu_py.protocols.kademlia.messages import PROTOCOL_ID, Message, MessageType, Record
+from nabu_py.protocols.kademlia.records import StoredRecord
 from nabu_py.protocols.kademlia.service import DhtConfig, KademliaService, is_public_multiaddr
+from nabu_py.protocols.kademlia.sqlite_stores import SqliteRecordStore
 from tests.helpers.kad_net import FAST, fake_server, raw_host, send_request, start_network, start_node
 from tests.helpers.p2p import wait_for
 
@@ -263,3 +266,48 @@ async def test_a_stopped_service_refuses_work_and_unhooks_the_host() -> None:
         assert PROTOCOL_ID not in host.protocols()
         with trio.fail_after(5), pytest.raises(NoAddressesError):  # no peer router any more
             await host.connect(a.peer_id)
+
+
+class _ThreadRecordingRecords(SqliteRecordStore):
+    """A real SQLite record store that notes which threads touch it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.threads: set[str] = set()
+
+    def get(self, key: bytes, now: float) -> StoredRecord | None:
+        self.threads.add(threading.current_thread().name)
+        return super().get(key, now)
+
+    def put(self, record: StoredRecord) -> None:
+        self.threads.add(threading.current_thread().name)
+        super().put(record)
+
+
+async def test_sqlite_stores_are_used_off_the_event_loop(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        stores = [_ThreadRecordingRecords(tmp_path / f"r{i}.sqlite") for i in range(3)]
+        nodes = []
+        for i, store in enumerate(stores):
+            boot = () if i == 0 else (nodes[0].addr,)
+            cfg = DhtConfig(
+                mode="server", kademlia=FAST, records=store, data_dir=tmp_path / f"n{i}", bootstrap_peers=boot
+            )
+            nodes.append(await start_node(stack, cfg))
+        owner = nodes[1].host.identity
+        cid = Cid.for_block(0x55, b"sqlite")
+        with trio.fail_after(20):
+            for n in nodes[1:]:
+                await n.dht.bootstrap()
+            record = create_record(owner, b"/ipfs/sql", 3, expires_at=time.time() + 3600)
+            assert (await nodes[1].dht.put_ipns(owner.peer_id, record)).succeeded
+            got = await nodes[2].dht.get_ipns(owner.peer_id, quorum=3)
+            assert got is not None and got.sequence == 3
+            await nodes[2].dht.provide(cid)
+            assert [p.peer_id for p in await nodes[0].dht.find_providers(cid)] == [nodes[2].peer_id]
+        main = threading.main_thread().name
+        for store in stores:
+            assert store.threads and main not in store.threads
+        assert (tmp_path / "n0" / "dht-providers.sqlite").exists()
+    for store in stores:
+        store.close()
