@@ -311,3 +311,30 @@ async def test_sqlite_stores_are_used_off_the_event_loop(tmp_path: Path) -> None
         assert (tmp_path / "n0" / "dht-providers.sqlite").exists()
     for store in stores:
         store.close()
+
+
+async def test_provided_keys_are_reprovided_until_stopped() -> None:
+    adds: list[bytes] = []
+
+    async def server(stream: P2PStream, msg: Message) -> bool:
+        if msg.type == MessageType.ADD_PROVIDER:
+            adds.append(msg.key)
+        else:
+            await stream.write_message(Message(msg.type, key=msg.key).encode())
+        return True
+
+    async with AsyncExitStack() as stack:
+        fake = await fake_server(stack, server)
+        node = await start_node(stack, DhtConfig(mode="server", kademlia=FAST, reprovide_interval=0.3))
+        cid = Cid.for_block(0x55, b"reprovided")
+        with trio.fail_after(20):
+            await node.host.connect(str(fake.host.addrs_with_peer_id()[0]))
+            await wait_for(lambda: len(node.dht.engine.table) == 1)
+            await node.dht.provide(cid)
+            await wait_for(lambda: len(adds) >= 3, within=10)  # the first announce and two reprovides
+            assert set(adds) == {cid.multihash}
+            node.dht.stop_providing(cid)
+            await trio.sleep(0.4)  # a round in flight may still land
+            seen = len(adds)
+            await trio.sleep(0.8)
+            assert len(adds) == seen
