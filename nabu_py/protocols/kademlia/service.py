@@ -320,6 +320,13 @@ class KademliaService:
                         async with svc._lock:  # no engine call is running (nor will run) after this
                             svc._closed = True
                         await svc._drop_all_pooled()
+        except BaseExceptionGroup as group:
+            # The caller's block runs inside our nursery: give its exception back unwrapped when it is
+            # the only one, so `except InvalidRecord:` around the block works (as P2PHost.open does).
+            leaves = _leaves(group)
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(cls._close_stores, own)
@@ -864,3 +871,10 @@ class KademliaService:
         """Peer ids in the routing table."""
         raw = await self._call(lambda _now: [p.id for p in self.engine.known_peers()])
         return [PeerId.from_bytes(r) for r in raw]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

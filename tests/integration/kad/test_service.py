@@ -338,3 +338,11 @@ async def test_provided_keys_are_reprovided_until_stopped() -> None:
             seen = len(adds)
             await trio.sleep(0.8)
             assert len(adds) == seen
+
+
+async def test_errors_inside_the_service_block_come_out_unwrapped() -> None:
+    async with AsyncExitStack() as stack:
+        host = await raw_host(stack)
+        with pytest.raises(InvalidRecord):
+            async with KademliaService.start(host, DhtConfig(mode="client", kademlia=FAST)) as dht:
+                await dht.put_ipns(host.peer_id, b"not a record")
