@@ -99,6 +99,8 @@ class FakeKadServer:
         self.behaviour = behaviour
         self.streams = 0
         self.requests = 0
+        self.closed_by_peer = 0
+        """Streams the remote ended cleanly (EOF) before we did."""
         host.set_stream_handler(PROTOCOL_ID, self._serve)
 
     async def _serve(self, stream: P2PStream) -> None:
@@ -106,6 +108,7 @@ class FakeKadServer:
         while True:
             payload = await stream.read_message(MAX_MESSAGE_SIZE)
             if payload is None:
+                self.closed_by_peer += 1
                 return
             self.requests += 1
             if not await self.behaviour(stream, Message.decode(payload)):

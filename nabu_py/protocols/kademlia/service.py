@@ -262,6 +262,7 @@ class KademliaService:
             _INPUT_QUEUE
         )
         self._closed = False
+        self._last_reap = 0.0
         self.penalties_total = 0
         """Penalties applied since start (all peers)."""
 
@@ -598,7 +599,11 @@ class KademliaService:
                 await s.close()
 
     async def _reap_idle(self) -> None:
-        limit = self._clock() - self.config.idle_stream_timeout
+        now = self._clock()
+        if now - self._last_reap < _MAX_TIMER_SLEEP:
+            return
+        self._last_reap = now
+        limit = now - self.config.idle_stream_timeout
         for peer in [p for p, ss in self._idle.items() if ss[0][1] <= limit]:
             keep = [(s, t) for s, t in self._idle[peer] if t > limit]
             old = [s for s, t in self._idle[peer] if t <= limit]

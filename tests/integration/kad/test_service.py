@@ -176,6 +176,23 @@ async def test_outbound_streams_carry_several_requests() -> None:
                 closest = await node.dht.find_closest_peers(HostIdentity.generate().peer_id.to_bytes())
                 assert [p.id for p in closest] == [fake.host.peer_id.to_bytes()]
         assert fake.requests == 4 and fake.streams == 1
+        assert fake.closed_by_peer == 0
+
+
+async def test_idle_pooled_streams_are_closed() -> None:
+    async def answer(stream: P2PStream, msg: Message) -> bool:
+        await stream.write_message(Message(MessageType.FIND_NODE, key=msg.key).encode())
+        return True
+
+    async with AsyncExitStack() as stack:
+        fake = await fake_server(stack, answer)
+        node = await start_node(stack, DhtConfig(mode="server", kademlia=FAST, idle_stream_timeout=0.3))
+        with trio.fail_after(20):
+            await node.host.connect(str(fake.host.addrs_with_peer_id()[0]))
+            await wait_for(lambda: len(node.dht.engine.table) == 1)
+            await node.dht.find_closest_peers(HostIdentity.generate().peer_id.to_bytes())
+            assert fake.streams == 1 and fake.closed_by_peer == 0
+            await wait_for(lambda: fake.closed_by_peer == 1, within=5)
 
 
 async def test_peers_closing_after_one_reply_still_work() -> None:
