@@ -49,7 +49,8 @@ if ((security !== 'tls' && security !== 'noise') || (process.argv[3] != null && 
 }
 
 const privateKey = await generateKeyPair('Ed25519')
-const services = { identify: identify(), ping: ping() }
+// Two identify streams may overlap: the automatic one after a dial and an `identify` command.
+const services = { identify: identify({ maxOutboundStreams: 2 }), ping: ping() }
 if (withKad) {
   services.dht = kadDHT({
     protocol: '/ipfs/kad/1.0.0',
