@@ -28,7 +28,8 @@ def require_node() -> str:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node (>= 20) is not on PATH: the js-libp2p interop tests need Node.js and npm")
-    if not (JS_DIR / "node_modules" / "libp2p").is_dir():
+    modules = JS_DIR / "node_modules"
+    if not all((modules / m).is_dir() for m in ("libp2p", "@libp2p/kad-dht", "ipns")):
         pytest.fail(
             "js-libp2p fixtures are not installed: run `python3 dev.py test` (it runs `npm ci` in "
             f"{JS_DIR}) or `npm ci` there yourself"
@@ -79,12 +80,11 @@ class _LineReader:
 
 
 @asynccontextmanager
-async def js_peer(security: str) -> AsyncIterator[JsPeer]:
-    """Start `node peer.mjs <security>`; stop (and if need be kill) it on exit."""
+async def js_peer(security: str, *, kad: bool = False) -> AsyncIterator[JsPeer]:
+    """Start `node peer.mjs <security> [kad]`; stop (and if need be kill) it on exit."""
     node = require_node()
-    proc = await trio.lowlevel.open_process(
-        [node, str(PEER_SCRIPT), security], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=JS_DIR
-    )
+    argv = [node, str(PEER_SCRIPT), security, *(["kad"] if kad else [])]
+    proc = await trio.lowlevel.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=JS_DIR)
     try:
         assert proc.stdout is not None
         reader = _LineReader(proc.stdout)

@@ -5,7 +5,10 @@
 - `routing_table`: k-bucket table with replacement caches and ping-to-evict.
 - `query`: lookup state machines (closest peers, values, providers, put, provide).
 - `records`, `sqlite_stores`: record/provider stores with expiry and bounds; validators.
-- `engine`: the sans-IO node tying them together; a trio `service.py` drives it.
+- `engine`: the sans-IO node tying them together.
+- `service`: the trio driver on a `nabu_py.p2p.P2PHost` (`KademliaService.start(host, DhtConfig(...))`);
+  import it from `nabu_py.protocols.kademlia.service` (this package stays free of I/O imports, so the
+  simulations can use the core without loading libp2p).
 """
 
 from nabu_py.protocols.kademlia.engine import (

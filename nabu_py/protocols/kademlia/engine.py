@@ -21,7 +21,8 @@ Inputs                                                     Actions returned
 Server behaviour (fixing Nabu where it differs):
 - FIND_NODE: key == our peer id -> only ourselves with our addresses (go peers' liveness probe);
   otherwise the k closest peers of the table, never the requester.
-- GET_VALUE: the stored, unexpired record (if any) plus the k closest peers.
+- GET_VALUE: the stored, unexpired record (if any, and if it still passes its validator: an IPNS record
+  past its validity is dropped, not served) plus the k closest peers.
 - PUT_VALUE: the record must carry the message key and pass its namespace validator (unknown
   namespace: no reply; invalid: penalty and no reply). Every valid PUT gets a reply holding the record
   we keep afterwards: the request's when stored, our better one when theirs is older (Nabu gave no
@@ -341,10 +342,24 @@ class KademliaEngine:
         if not msg.key:
             actions.append(Penalise(sender, "GET_VALUE without a key"))
             return
-        stored = self.records.get(msg.key, now)
+        stored = self._valid_record(msg.key, now)
         record = None if stored is None else Record(stored.key, stored.value)
         closer = self._closer(msg.key, sender)
         actions.append(Reply(Message(MessageType.GET_VALUE, key=msg.key, record=record, closer_peers=closer)))
+
+    def _valid_record(self, key: bytes, now: float) -> StoredRecord | None:
+        """The stored record for `key` if it still passes its validator at `now` (an IPNS record can
+        expire before the store forgets it: it is dropped instead of being served, since a requester
+        would rightly reject it)."""
+        stored = self.records.get(key, now)
+        if stored is None:
+            return None
+        try:
+            validator_for(self.validators, key).validate(key, stored.value, now)
+        except ValueError:  # InvalidRecord (also: namespace no longer served), DecodeError
+            self.records.remove(key)
+            return None
+        return stored
 
     def _on_put_value(self, sender: bytes, msg: Message, now: float, actions: list[Action]) -> None:
         rec = msg.record
@@ -364,7 +379,7 @@ class KademliaEngine:
         except ValueError as e:  # InvalidRecord, or DecodeError from a validator parsing the value
             actions.append(Penalise(sender, f"invalid PUT_VALUE record: {e}"))
             return
-        existing = self.records.get(key, now)
+        existing = self._valid_record(key, now)
         if (
             existing is not None
             and existing.value != rec.value
@@ -495,7 +510,7 @@ class KademliaEngine:
             validator = validator_for(self.validators, key)
         except InvalidRecord as e:
             raise ValueError(str(e)) from None
-        local = self.records.get(key, now)
+        local = self._valid_record(key, now)
         lookup = GetValueLookup(
             key,
             self._seeds(key, now),
@@ -520,7 +535,7 @@ class KademliaEngine:
         peers, who reply with their better record if they have one. InvalidRecord if invalid."""
         validator = validator_for(self.validators, key)
         validator.validate(key, value, now)
-        existing = self.records.get(key, now)
+        existing = self._valid_record(key, now)
         if existing is None or existing.value == value or validator.select(key, [value, existing.value]) == 0:
             self.records.put(StoredRecord(key, value, now, now + self.config.record_ttl))
         lookup = PutValueLookup(key, value, self._seeds(key, now), self._params(now))
@@ -692,8 +707,8 @@ class KademliaEngine:
         return actions
 
     def local_record(self, key: bytes, now: float) -> StoredRecord | None:
-        """Our stored record for `key`, if unexpired."""
-        return self.records.get(key, now)
+        """Our stored record for `key`, if unexpired and still valid."""
+        return self._valid_record(key, now)
 
     def known_peers(self) -> Iterable[Peer]:
         """Every live routing-table entry."""

@@ -4,7 +4,8 @@
     ├── DecodeError (ValueError)        malformed wire message (nabu_py.errors)
     ├── InvalidRecord (ValueError)      a record failed its namespace validator (remote misbehaviour
     │                                   when it came from a peer)
-    └── QueryLimitReached               local misuse: too many concurrent queries on one engine
+    ├── QueryLimitReached               local misuse: too many concurrent queries on one engine
+    └── ServiceStopped                  local misuse: the trio service was used after it stopped
 
 The engine never lets any of these escape from input handlers fed by remote peers: they become a
 `Penalise` action instead.
@@ -19,3 +20,7 @@ class InvalidRecord(NabuError, ValueError):
 
 class QueryLimitReached(NabuError):
     """The engine already runs its maximum number of concurrent user queries."""
+
+
+class ServiceStopped(NabuError):
+    """The DHT service has stopped (its `start` block was left); its stores are closed."""

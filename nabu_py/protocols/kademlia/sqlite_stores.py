@@ -4,7 +4,9 @@ Same contracts as the in-memory stores, checked by the shared conformance suite:
 both stores are bounded with least-recently-used eviction of keys (an access counter column stands
 in for recency, so eviction is one indexed DELETE). Peers are stored as their protobuf `Peer`
 encoding. Each store owns one connection; calls are synchronous and short (indexed point queries),
-so a driver may call them from its event loop for small stores or move them to a worker thread.
+so a driver may call them from its event loop for small stores or move them to worker threads. The
+connection may be used from any thread (`check_same_thread=False`) but by one at a time: the caller
+serialises calls (the trio service runs every engine call that can reach a store under one lock).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nabu_py.protocols.kademlia.records import (
 
 
 def _connect(path: str | Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn

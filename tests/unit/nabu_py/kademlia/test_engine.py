@@ -234,6 +234,32 @@ def test_get_value_replies_with_closer_peers_and_expired_records_disappear() -> 
     assert len(e.records) == 0
 
 
+def test_records_that_stopped_validating_are_dropped_not_served() -> None:
+    # An IPNS record expires by its own validity long before the store's 36 h: serving it would make
+    # every requester reject (and penalise) us, and a local copy must not satisfy a quorum.
+    from nabu_py.p2p import HostIdentity
+    from nabu_py.protocols.ipns import IpnsValidator, create_record, routing_key
+
+    ident = HostIdentity.generate(b"\x05" * 32)
+    key = routing_key(ident.peer_id)
+    e = KademliaEngine(ME, config=KademliaConfig(), validators={b"ipns": IpnsValidator()})
+    for i in range(1, 6):
+        e.add_peer(peer_id(i), (b"a%d" % i,), 0.0, server=True)
+    t0 = 1_800_000_000.0
+    value = create_record(ident, b"/ipfs/x", 1, expires_at=t0 + 60)
+    put_msg = Message(MessageType.PUT_VALUE, key=key, record=Record(key, value))
+    [ack] = replies(e.handle_request(peer_id(1), put_msg, t0))
+    assert ack.record is not None and ack.record.value == value
+    [g] = replies(e.handle_request(peer_id(2), Message(MessageType.GET_VALUE, key=key), t0 + 30))
+    assert g.record is not None
+    assert e.local_record(key, t0 + 30) is not None
+    [g] = replies(e.handle_request(peer_id(2), Message(MessageType.GET_VALUE, key=key), t0 + 61))
+    assert g.record is None and len(g.closer_peers) == 4
+    assert len(e.records) == 0
+    _, actions = e.get_value(key, t0 + 61)
+    assert any(isinstance(a, SendRequest) for a in actions)  # no stale local answer
+
+
 # -- providers --------------------------------------------------------------------------------
 
 
