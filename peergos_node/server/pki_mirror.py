@@ -116,7 +116,8 @@ class MirrorCoreNode:
             f"CREATE TABLE IF NOT EXISTS pki_mirror_blocks (cid {t.blob} PRIMARY KEY, data {t.blob} NOT NULL)"
         )
         db.execute(
-            f"CREATE TABLE IF NOT EXISTS pki_mirror_chains (username TEXT PRIMARY KEY, chain {t.blob} NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS pki_mirror_chains (username TEXT PRIMARY KEY,"
+            f" chain {t.blob} NOT NULL)"
         )
         db.execute(
             f"CREATE TABLE IF NOT EXISTS pki_mirror_state (id {t.bigint} PRIMARY KEY, root {t.blob},"
