@@ -10,7 +10,15 @@ Unlike Nabu (8 MiB aggregated bodies, no response timeout), bodies are streamed 
 without buffering whole bodies, bounded by `max_body`, and every wait has a timeout: connecting to the
 target, the response head, and the idle gap between body chunks. Failures on the serving side become a
 `502 Bad Gateway` whose body and `Trailer` header carry a clear message; failures on the calling side
-raise `ProxyError`. HTTP parsing is h11 (sans-IO); this module only moves bytes.
+raise `ProxyError` (tree in `errors`). HTTP parsing is h11 (sans-IO); this module only moves bytes.
+
+Stream endings: a side that finished its exchange half-closes (`send_eof`) before `aclose`; a side that
+gives up calls `aclose` without `send_eof`, which on a libp2p stream is a reset (`p2p.P2PByteStream`), so
+an abandoned transfer stops at once instead of draining. Error replies are complete responses followed
+by `send_eof`, so the peer reads them before the stream ends.
+
+The host wiring (stream adapter, serving registration, dialing by peer id) is in `p2p`, the local
+`/p2p/<peer>/http/...` route in `gateway`.
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ from typing import Protocol
 import h11
 import trio
 
+from nabu_py.protocols.http_proxy.errors import BodyTooLarge, ProxyError, ProxyTimeout
+
 log = logging.getLogger(__name__)
 
 PROTOCOL_ID = "/http"
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
+"""Largest read from either side (libp2p stream or TCP); writes go out as received."""
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -54,11 +65,11 @@ class ByteStream(Protocol):
         ...
 
     async def send_eof(self) -> None:
-        """Half-close the writing side."""
+        """Half-close the writing side (the exchange finished from our side)."""
         ...
 
     async def aclose(self) -> None:
-        """Close (reset if unfinished)."""
+        """Close: gracefully after `send_eof`, otherwise abort (a libp2p stream is reset)."""
         ...
 
 
@@ -67,15 +78,31 @@ class HttpProxyConfig:
     """Limits and timeouts of the `/http` protocol, both sides."""
 
     max_body: int = 256 * 1024 * 1024
+    """Largest request or response body, each way (Nabu aggregated at most 8 MiB; we stream)."""
     max_head: int = 64 * 1024
+    """Largest request or response head (request line/status line plus headers)."""
     connect_timeout: float = 10.0
+    """Serving side: connecting to the proxy target (Nabu: 10 s)."""
+    open_timeout: float = 30.0
+    """Calling side: finding the peer (address book, peer router), dialing it and negotiating `/http`."""
     response_timeout: float = 60.0
+    """Waiting for a response head after the request was sent (Nabu: 60 s on the serving side only)."""
     idle_timeout: float = 60.0
+    """Longest pause between two chunks of a body, or while a write is blocked, either way."""
     allowed_methods: frozenset[str] = field(default_factory=lambda: frozenset({"POST"}))
+    """Methods accepted (calling side: else 403 like Nabu; serving side: else 405 like Peergos)."""
+    max_concurrent_requests: int = 256
+    """Calling side: proxied requests in flight at once (more wait up to `open_timeout`, then 503)."""
+    max_inbound_streams: int = 256
+    """Serving side: inbound `/http` streams served at once (more get an immediate 503)."""
 
-
-class ProxyError(Exception):
-    """The proxied request failed (peer unreachable, stream broken, timeout, bad response)."""
+    def __post_init__(self) -> None:
+        for name in ("max_body", "max_head", "max_concurrent_requests", "max_inbound_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"HttpProxyConfig.{name} must be positive")
+        for name in ("connect_timeout", "open_timeout", "response_timeout", "idle_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HttpProxyConfig.{name} must be a positive number of seconds")
 
 
 @dataclass
@@ -84,7 +111,10 @@ class ProxyResponse:
 
     status: int
     headers: Headers
+    """Response headers without hop-by-hop ones (and without Content-Length: see `content_length`)."""
     body: AsyncIterator[bytes]
+    content_length: int | None = None
+    """The declared body length (None: the body was sent chunked)."""
 
 
 def _strip_hop_by_hop(
@@ -122,7 +152,11 @@ async def _next_event(conn: h11.Connection, stream: ByteStream, per_read_s: floa
 
 
 async def _send(conn: h11.Connection, stream: ByteStream, event: h11.Event, per_write_s: float) -> None:
-    data = conn.send(event)
+    # Passthrough: a Content-Length body chunk goes out as the very object we were given (no join copy).
+    parts = conn.send_with_data_passthrough(event)
+    if not parts:
+        return
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
     if data:
         with trio.fail_after(per_write_s):
             await stream.send_all(data)
@@ -143,7 +177,7 @@ async def _pump_body(
         if isinstance(event, h11.Data):
             total += len(event.data)
             if total > limit:
-                raise ProxyError(f"body larger than the {limit}-byte limit")
+                raise BodyTooLarge(f"body larger than the {limit}-byte limit")
             await _send(dst_conn, dst, h11.Data(data=event.data), per_io_s)
         elif isinstance(event, h11.EndOfMessage):
             await _send(dst_conn, dst, h11.EndOfMessage(), per_io_s)
@@ -168,6 +202,8 @@ async def _reply_error(
             await _send(conn, stream, h11.Response(status_code=status, headers=headers), per_write_s)
             await _send(conn, stream, h11.Data(data=body), per_write_s)
             await _send(conn, stream, h11.EndOfMessage(), per_write_s)
+            with trio.fail_after(per_write_s):
+                await stream.send_eof()
     except (
         h11.LocalProtocolError,
         trio.TooSlowError,
@@ -176,6 +212,26 @@ async def _reply_error(
         OSError,
     ):
         pass
+
+
+async def refuse_stream(stream: ByteStream, status: int, message: str, per_write_s: float) -> None:
+    """Answer a stream with an error response without reading its request (overload, no target), then
+    close it. The response is complete and followed by EOF, so the caller reads it; any request bytes
+    the caller still sends are drained briefly by the graceful close."""
+    body = message.encode()
+    reason = {502: "Bad Gateway", 503: "Service Unavailable"}.get(status, "Error")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {len(body)}\r\n"
+        f"trailer: {urllib.parse.quote_plus(message)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    try:
+        with trio.fail_after(per_write_s):
+            await stream.send_all(head + body)
+            await stream.send_eof()
+    except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        await _abort(stream)
 
 
 async def serve_stream(
@@ -233,10 +289,11 @@ async def serve_stream(
                     resp = await _next_event(client, upstream, config.response_timeout)
                 if not isinstance(resp, h11.Response):
                     raise ProxyError("proxy target closed without a response")
+            except BodyTooLarge as e:
+                await _reply_error(conn, stream, 413, f"Payload Too Large: {e}", config.idle_timeout)
+                return
             except ProxyError as e:
-                await _reply_error(
-                    conn, stream, 413 if "limit" in str(e) else 502, f"Bad Gateway: {e}", config.idle_timeout
-                )
+                await _reply_error(conn, stream, 502, f"Bad Gateway: {e}", config.idle_timeout)
                 return
             except (h11.ProtocolError, trio.TooSlowError, trio.BrokenResourceError, OSError) as e:
                 await _reply_error(
@@ -295,8 +352,8 @@ async def send_request(
     if isinstance(body, bytes):
         content_length = len(body)
     if content_length is not None and content_length > config.max_body:
-        raise ProxyError(f"request body larger than the {config.max_body}-byte limit")
-    out = _strip_hop_by_hop(headers, drop=frozenset({b"host"}))
+        raise BodyTooLarge(f"request body larger than the {config.max_body}-byte limit")
+    out = _strip_hop_by_hop(headers, drop=frozenset({b"host", b"expect"}))
     out.append((b"host", remote_peer.encode()))
     out.extend(_framing(content_length))
     try:
@@ -316,10 +373,13 @@ async def send_request(
         raise
     except trio.TooSlowError:
         await _abort(stream)
-        raise ProxyError("timed out waiting for the remote peer") from None
+        raise ProxyTimeout("timed out waiting for the remote peer") from None
     except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
         await _abort(stream)
         raise ProxyError(f"stream to remote peer failed: {type(e).__name__}: {e}") from None
+    except BaseException:  # the caller's body iterator failed, or we were cancelled
+        await _abort(stream)
+        raise
 
     async def body_iter() -> AsyncIterator[bytes]:
         received = 0
@@ -329,20 +389,26 @@ async def send_request(
                 if isinstance(ev, h11.Data):
                     received += len(ev.data)
                     if received > config.max_body:
-                        raise ProxyError(f"response body larger than the {config.max_body}-byte limit")
+                        raise BodyTooLarge(f"response body larger than the {config.max_body}-byte limit")
                     yield bytes(ev.data)
                 elif isinstance(ev, h11.EndOfMessage):
-                    return
+                    break
                 else:
                     raise ProxyError("remote peer closed the stream mid-response")
         except trio.TooSlowError:
-            raise ProxyError("timed out waiting for the response body") from None
-        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
-            raise ProxyError(f"response stream failed: {type(e).__name__}: {e}") from None
-        finally:
             await _abort(stream)
+            raise ProxyTimeout("timed out waiting for the response body") from None
+        except (h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            await _abort(stream)
+            raise ProxyError(f"response stream failed: {type(e).__name__}: {e}") from None
+        except BaseException:  # our own ProxyErrors, the consumer closing us early, cancellation
+            await _abort(stream)
+            raise
+        await _finish(stream, config.idle_timeout)
 
-    return ProxyResponse(event.status_code, _strip_hop_by_hop(event.headers), body_iter())
+    return ProxyResponse(
+        event.status_code, _strip_hop_by_hop(event.headers), body_iter(), _content_length(event.headers)
+    )
 
 
 async def _send_body(
@@ -357,7 +423,7 @@ async def _send_body(
             async for chunk in body:
                 total += len(chunk)
                 if total > config.max_body:
-                    raise ProxyError(f"request body larger than the {config.max_body}-byte limit")
+                    raise BodyTooLarge(f"request body larger than the {config.max_body}-byte limit")
                 if chunk:
                     await _send(conn, stream, h11.Data(data=chunk), config.idle_timeout)
         finally:
@@ -365,6 +431,17 @@ async def _send_body(
             if aclose is not None:
                 await aclose()
     await _send(conn, stream, h11.EndOfMessage(), config.idle_timeout)
+
+
+async def _finish(stream: ByteStream, per_write_s: float) -> None:
+    """The exchange completed: half-close, then close (graceful on a libp2p stream)."""
+    with trio.CancelScope(shield=True):
+        try:
+            with trio.fail_after(per_write_s):
+                await stream.send_eof()
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        await _abort(stream)
 
 
 async def _abort(stream: ByteStream) -> None:
