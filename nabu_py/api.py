@@ -47,10 +47,12 @@ from starlette.requests import ClientDisconnect, Request
 from nabu_py.blockstore import Blockstore
 from nabu_py.errors import BlockNotFound, BlockTooLarge, DecodeError, NabuError
 from nabu_py.httputil import (
+    DRAIN_LIMIT,
     METHOD_NOT_ALLOWED,
     Receive,
     Scope,
     Send,
+    drain_body,
     handle_lifespan,
     parse_query,
     send_bytes,
@@ -74,8 +76,6 @@ API_VERSION: Final = "0.9.0"
 MULTIPART_OVERHEAD: Final = 64 * 1024
 """Bytes of multipart framing allowed on top of the largest block in a `block/put` body."""
 SMALL_BODY: Final = 64 * 1024
-DRAIN_LIMIT: Final = 16 * 1024 * 1024
-"""An oversize request body is read (and discarded) up to this size before the 400 goes out."""
 REFS_BATCH: Final = 1000
 SOCKET_READ_SIZE: Final = 1 << 20
 """Bytes hypercorn asks from a client socket per read (its own constant is 64 KiB).
@@ -204,13 +204,16 @@ class NabuApi:
             await self.node.gateway.handle(scope, receive, send)
             return
         if not path.startswith(API_PREFIX):
+            await drain_body(receive)
             await send_response(send, 404)
             return
         if scope["method"] != "POST":
+            await drain_body(receive)
             await send_response(send, METHOD_NOT_ALLOWED)
             return
         endpoint = self.endpoints.get(path[len(API_PREFIX) :])
         if endpoint is None:
+            await drain_body(receive)
             await send_response(send, 404)
             return
         request = Request(scope, receive)

@@ -78,6 +78,23 @@ def parse_query(raw: bytes | str) -> dict[str, list[str]]:
     return out
 
 
+DRAIN_LIMIT: Final = 16 * 1024 * 1024
+"""A request refused before its body was used is still read (and discarded) up to this size first."""
+
+
+async def drain_body(receive: Receive, limit: int = DRAIN_LIMIT) -> None:
+    """Read and discard the request body (up to `limit` bytes) before an early error response, so
+    ordinary clients, which send the whole body before reading, see the error instead of a reset."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a request header (name in lower case), or None."""
     for key, value in scope.get("headers", ()):

@@ -21,7 +21,9 @@ peer not found (no addresses) -> 400 "Target not found: <peer>"; unreachable pee
 malformed response -> 502; a timeout -> 504; body over the cap -> 413; too many concurrent requests ->
 503. If the peer fails after the response head went out, the local connection is closed before the end
 of the body (the caller sees a truncated response, never a silently short one). A caller that hangs up
-cancels the transfer and resets the `/http` stream.
+cancels the transfer and resets the `/http` stream; note that hypercorn reads nothing from a connection
+while its request is being answered, so a hang-up before the response head is only noticed when the
+head (or the next body chunk) cannot be delivered; every wait on the peer is bounded by the timeouts.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Final
 
 import trio
 
 from nabu_py.errors import DecodeError
 from nabu_py.httputil import (
+    DRAIN_LIMIT,
     METHOD_NOT_ALLOWED,
     Receive,
     Scope,
     Send,
+    drain_body,
     handle_lifespan,
     header,
     send_error,
@@ -112,6 +117,7 @@ class P2PGateway:
         config = self.proxy.config
         method = scope["method"]
         if method not in config.allowed_methods:
+            await drain_body(receive)
             await send_response(send, METHOD_NOT_ALLOWED)
             return
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -119,17 +125,56 @@ class P2PGateway:
             peer, target = parse_gateway_path(bytes(raw_path), bytes(scope.get("query_string", b"")))
             content_length = _request_length(scope)
         except DecodeError as e:
+            await drain_body(receive)
             await send_error(send, str(e))
             return
         if content_length is not None and content_length > config.max_body:
+            if content_length <= DRAIN_LIMIT:
+                await drain_body(receive)
             await send_error(send, f"request body larger than the {config.max_body}-byte limit", 413)
             return
         headers = [(bytes(k), bytes(v)) for k, v in scope.get("headers", ())]
         started = time.monotonic()
-        try:
-            response = await self.proxy.request(
-                peer, method, target, headers, _request_body(receive), content_length
+        outcome = _Outcome()
+        async with trio.open_nursery() as nursery:
+            body_read = trio.Event()
+            # Once the request body has been read, the only thing left to receive from the caller is
+            # its hang-up: watch for it and stop the transfer (the /http stream is then reset).
+            nursery.start_soon(_cancel_on_disconnect, receive, body_read, nursery.cancel_scope)
+            await self._exchange(
+                send,
+                peer,
+                target,
+                method,
+                headers,
+                _request_body(receive, body_read),
+                content_length,
+                outcome,
             )
+            nursery.cancel_scope.cancel()
+        log.debug(
+            "/p2p/%s/http%s: %s, %d response bytes in %.0f ms%s",
+            peer,
+            target,
+            outcome.status,
+            outcome.sent,
+            (time.monotonic() - started) * 1000,
+            "" if outcome.complete else " (incomplete)",
+        )
+
+    async def _exchange(
+        self,
+        send: Send,
+        peer: PeerId,
+        target: str,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        body: AsyncIterator[bytes],
+        content_length: int | None,
+        outcome: _Outcome,
+    ) -> None:
+        try:
+            response = await self.proxy.request(peer, method, target, headers, body, content_length)
         except _CallerGone:
             return
         except PeerNotFound as e:
@@ -149,39 +194,33 @@ class P2PGateway:
             log.info("/p2p/%s/http%s: %s", peer, target, e)
             await send_error(send, f"Bad Gateway: {e}", 502)
             return
+        outcome.status = response.status
         out = list(response.headers)
         if response.content_length is not None:
             out.append((b"content-length", str(response.content_length).encode()))
-        sent = 0
-        complete = False
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            try:
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                async for chunk in response.body:
-                    sent += len(chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                complete = True
-            except ProxyError as e:
-                # Status and part of the body are out; end the local connection early so the caller
-                # sees a truncated response rather than a complete-looking short one.
-                log.info("/p2p/%s/http%s: failed after %d response bytes: %s", peer, target, sent, e)
-            finally:
-                aclose = getattr(response.body, "aclose", None)
-                if aclose is not None:
-                    with trio.CancelScope(shield=True):
-                        await aclose()
-            nursery.cancel_scope.cancel()
-        log.debug(
-            "/p2p/%s/http%s: %d, %d response bytes in %.0f ms%s",
-            peer,
-            target,
-            response.status,
-            sent,
-            (time.monotonic() - started) * 1000,
-            "" if complete else " (incomplete)",
-        )
+        try:
+            await send({"type": "http.response.start", "status": response.status, "headers": out})
+            async for chunk in response.body:
+                outcome.sent += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            outcome.complete = True
+        except ProxyError as e:
+            # Status and part of the body are out; end the local connection early so the caller sees
+            # a truncated response rather than a complete-looking short one.
+            log.info("/p2p/%s/http%s: failed after %d response bytes: %s", peer, target, outcome.sent, e)
+        finally:
+            aclose = getattr(response.body, "aclose", None)
+            if aclose is not None:
+                with trio.CancelScope(shield=True):
+                    await aclose()
+
+
+@dataclass
+class _Outcome:
+    status: int | None = None
+    sent: int = 0
+    complete: bool = False
 
 
 def _request_length(scope: Scope) -> int | None:
@@ -200,7 +239,8 @@ def _request_length(scope: Scope) -> int | None:
     return 0
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
+async def _request_body(receive: Receive, done: trio.Event) -> AsyncIterator[bytes]:
+    """The caller's body as it arrives; `done` is set once it has been read to the end."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -209,11 +249,13 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
         if chunk:
             yield chunk
         if not message.get("more_body", False):
+            done.set()
             return
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+async def _cancel_on_disconnect(receive: Receive, body_read: trio.Event, scope: trio.CancelScope) -> None:
     """After the request body: wait for the caller to hang up, then stop the transfer."""
+    await body_read.wait()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
