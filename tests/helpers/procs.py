@@ -67,7 +67,9 @@ class Proc:
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.popen.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines[-60:]))
+                    raise AssertionError(
+                        f"no line matching {pattern!r}; output:\n" + "\n".join(self.lines[-60:])
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def output(self) -> str:
@@ -110,6 +112,13 @@ def peergos(*args: str) -> list[str]:
     return [sys.executable, "-m", "peergos_node.cli.main", *args]
 
 
-def run_cli(argv: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def nabu(*args: str) -> list[str]:
+    """argv for `nabu ...` with this interpreter."""
+    return [sys.executable, "-m", "nabu_py.cli", *args]
+
+
+def run_cli(
+    argv: list[str], timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a CLI to completion."""
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=cli_env(env), cwd=ROOT)

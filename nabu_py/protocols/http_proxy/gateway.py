@@ -135,9 +135,9 @@ class P2PGateway:
             return
         headers = [(bytes(k), bytes(v)) for k, v in scope.get("headers", ())]
         started = time.monotonic()
-        outcome = _Outcome()
+        body_read = trio.Event()
+        outcome = _Outcome(body_read)
         async with trio.open_nursery() as nursery:
-            body_read = trio.Event()
             # Once the request body has been read, the only thing left to receive from the caller is
             # its hang-up: watch for it and stop the transfer (the /http stream is then reset).
             nursery.start_soon(_cancel_on_disconnect, receive, body_read, nursery.cancel_scope)
@@ -152,6 +152,12 @@ class P2PGateway:
                 outcome,
             )
             nursery.cancel_scope.cancel()
+        if outcome.drain:
+            # The request failed while its body was still arriving; read (and drop) the rest, within
+            # bounds, so the caller gets to read the error response instead of a reset connection.
+            with trio.move_on_after(self.proxy.config.idle_timeout):
+                await drain_body(receive)
+            await send_error(send, outcome.drain[1], outcome.drain[0])
         log.debug(
             "/p2p/%s/http%s: %s, %d response bytes in %.0f ms%s",
             peer,
@@ -177,22 +183,15 @@ class P2PGateway:
             response = await self.proxy.request(peer, method, target, headers, body, content_length)
         except _CallerGone:
             return
-        except PeerNotFound as e:
-            await send_error(send, str(e))
-            return
-        except BodyTooLarge as e:
-            await send_error(send, str(e), 413)
-            return
-        except Overloaded as e:
-            await send_error(send, f"Service Unavailable: {e}", 503)
-            return
-        except ProxyTimeout as e:
-            log.info("/p2p/%s/http%s: %s", peer, target, e)
-            await send_error(send, f"Gateway Timeout: {e}", 504)
-            return
         except ProxyError as e:
-            log.info("/p2p/%s/http%s: %s", peer, target, e)
-            await send_error(send, f"Bad Gateway: {e}", 502)
+            status, message = _error_status(e)
+            if status != 400:
+                log.info("/p2p/%s/http%s: %s", peer, target, e)
+            outcome.status = status
+            if outcome.body_read.is_set():
+                await send_error(send, message, status)
+            else:
+                outcome.drain = (status, message)
             return
         outcome.status = response.status
         out = list(response.headers)
@@ -218,9 +217,25 @@ class P2PGateway:
 
 @dataclass
 class _Outcome:
+    body_read: trio.Event
     status: int | None = None
     sent: int = 0
     complete: bool = False
+    drain: tuple[int, str] | None = None
+    """(status, message) of an error to send once the rest of the request body has been drained."""
+
+
+def _error_status(e: ProxyError) -> tuple[int, str]:
+    """The local status and `Trailer` message for a failed proxied request (see the module docstring)."""
+    if isinstance(e, PeerNotFound):
+        return 400, str(e)
+    if isinstance(e, BodyTooLarge):
+        return 413, str(e)
+    if isinstance(e, Overloaded):
+        return 503, f"Service Unavailable: {e}"
+    if isinstance(e, ProxyTimeout):
+        return 504, f"Gateway Timeout: {e}"
+    return 502, f"Bad Gateway: {e}"
 
 
 def _request_length(scope: Scope) -> int | None:
