@@ -20,7 +20,8 @@ config keeps Nabu's flatfs layout), the persistent address book `$IPFS_PATH/addr
 
     nabu daemon started: peer id <id>, swarm <addr> <addr>, API http://<host>:<port>, proxy target <...>
 
-SIGINT or SIGTERM stop it cleanly (exit 0). Exit 2: malformed arguments or config; exit 1: the node could
+The process applies `nabu_py.tuning.tune_allocator()` (MiB-sized buffers stay on the heap). SIGINT or
+SIGTERM stop it cleanly (exit 0). Exit 2: malformed arguments or config; exit 1: the node could
 not start (an address in use, an unreadable block store).
 """
 
@@ -43,6 +44,7 @@ from nabu_py.config import OVERRIDABLE, ConfigError, NabuConfig, tcp_endpoint
 from nabu_py.errors import BlockstoreError, DecodeError
 from nabu_py.node import NabuNode, NodeConfig
 from nabu_py.p2p import P2PError, configure_logging
+from nabu_py.tuning import tune_allocator
 
 __all__ = ["main"]
 
@@ -198,6 +200,7 @@ def cmd_daemon(params: dict[str, str]) -> int:
     config = NabuConfig.load(path, overrides)
     tcp_endpoint(config.api, "Addresses.API")
     _setup_logging(path, params)
+    tune_allocator()
     try:
         return trio.run(run_daemon, path, config)
     except BaseExceptionGroup as group:
