@@ -312,7 +312,13 @@ class NabuApi:
                 json.dumps({"Ref": c.to_base32(), "Err": ""}, separators=(",", ":")) for c in batch
             )
             await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
-            batch = await trio.to_thread.run_sync(lambda: list(islice(refs, REFS_BATCH)))
+            try:
+                batch = await trio.to_thread.run_sync(lambda: list(islice(refs, REFS_BATCH)))
+            except NabuError as e:
+                # The status is out already: end the connection early (a truncated listing), never
+                # a listing that looks complete.
+                log.warning("refs/local stopped: %s", e)
+                return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -220,14 +220,12 @@ class HttpProxy:
                 was_connected = self.host.is_connected(peer)
                 try:
                     return await self.host.new_stream(peer, [PROTOCOL_ID])
-                except NoAddressesError:
-                    raise
-                except (DialError, StreamError) as e:
-                    if not was_connected:
+                except (DialError, ProtocolNegotiationError, StreamError) as e:
+                    if isinstance(e, NoAddressesError) or not was_connected or self.host.is_connected(peer):
                         raise
-                    # The pooled connection died under us (Nabu retries once on "connection closed").
-                    log.debug("/http stream to %s failed on a pooled connection (%s); redialing", peer, e)
-                    await self.host.disconnect(peer)
+                    # The pooled connection died under us: dial afresh, once (Nabu retries once on
+                    # "connection closed" too).
+                    log.debug("/http stream to %s failed with its connection (%s); redialing", peer, e)
                     return await self.host.new_stream(peer, [PROTOCOL_ID])
         except trio.TooSlowError:
             raise ProxyTimeout(f"timed out after {self.config.open_timeout:g} s reaching {peer}") from None
