@@ -265,3 +265,21 @@ async def test_body_shorter_than_declared_is_a_502() -> None:
                 reply += chunk
         n.cancel_scope.cancel()
     assert reply.startswith(b"HTTP/1.1 502") and b"before the end of the message body" in reply
+
+
+async def test_stalled_body_of_known_length_times_out_on_the_serving_side() -> None:
+    cfg = HttpProxyConfig(idle_timeout=0.3)
+    async with trio.open_nursery() as n:
+        target = await start_target(n, echo_target)
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, cfg)
+        await client_side.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nten bytes.")
+        t0 = trio.current_time()
+        with trio.fail_after(5):
+            reply = b""
+            while chunk := await client_side.receive_some(65536):
+                reply += chunk
+        waited = trio.current_time() - t0
+        n.cancel_scope.cancel()
+    assert reply.startswith(b"HTTP/1.1 502") and b"TooSlowError" in reply
+    assert 0.3 <= waited < 2.0, "noticed after one to two idle timeouts"
