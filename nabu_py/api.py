@@ -77,6 +77,8 @@ MULTIPART_OVERHEAD: Final = 64 * 1024
 """Bytes of multipart framing allowed on top of the largest block in a `block/put` body."""
 SMALL_BODY: Final = 64 * 1024
 REFS_BATCH: Final = 1000
+BODY_TIMEOUT: Final = 60.0
+"""A request body must arrive within this many seconds (hypercorn itself has no read timeout)."""
 SOCKET_READ_SIZE: Final = 1 << 20
 """Bytes hypercorn asks from a client socket per read (its own constant is 64 KiB).
 
@@ -339,12 +341,15 @@ async def _read_body(request: Request, endpoint: Endpoint) -> bytes:
             raise ApiError(endpoint.too_large)
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > DRAIN_LIMIT:
-            break
-        if total <= endpoint.max_body:
-            chunks.append(chunk)
+    with trio.move_on_after(BODY_TIMEOUT) as scope:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > DRAIN_LIMIT:
+                break
+            if total <= endpoint.max_body:
+                chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise ApiError(f"the request body did not arrive within {BODY_TIMEOUT:g} s")
     if total > endpoint.max_body:
         raise ApiError(endpoint.too_large)
     return b"".join(chunks)

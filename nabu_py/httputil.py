@@ -20,6 +20,8 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
+import trio
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -82,17 +84,23 @@ DRAIN_LIMIT: Final = 16 * 1024 * 1024
 """A request refused before its body was used is still read (and discarded) up to this size first."""
 
 
-async def drain_body(receive: Receive, limit: int = DRAIN_LIMIT) -> None:
-    """Read and discard the request body (up to `limit` bytes) before an early error response, so
-    ordinary clients, which send the whole body before reading, see the error instead of a reset."""
+DRAIN_TIMEOUT: Final = 30.0
+"""...and for at most this many seconds."""
+
+
+async def drain_body(receive: Receive, limit: int = DRAIN_LIMIT, seconds: float = DRAIN_TIMEOUT) -> None:
+    """Read and discard the request body (up to `limit` bytes, for up to `seconds`) before an early
+    error response, so ordinary clients, which send the whole body before reading, see the error
+    instead of a reset connection."""
     seen = 0
-    while seen <= limit:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
+    with trio.move_on_after(seconds):
+        while seen <= limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

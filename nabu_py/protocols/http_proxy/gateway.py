@@ -155,8 +155,7 @@ class P2PGateway:
         if outcome.drain:
             # The request failed while its body was still arriving; read (and drop) the rest, within
             # bounds, so the caller gets to read the error response instead of a reset connection.
-            with trio.move_on_after(self.proxy.config.idle_timeout):
-                await drain_body(receive)
+            await drain_body(receive, seconds=self.proxy.config.idle_timeout)
             await send_error(send, outcome.drain[1], outcome.drain[0])
         log.debug(
             "/p2p/%s/http%s: %s, %d response bytes in %.0f ms%s",
