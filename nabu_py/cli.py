@@ -40,7 +40,7 @@ import trio
 
 from nabu_py.api import serving
 from nabu_py.blockstore import open_blockstore
-from nabu_py.config import OVERRIDABLE, ConfigError, NabuConfig, tcp_endpoint
+from nabu_py.config import OVERRIDABLE, ConfigError, NabuConfig
 from nabu_py.errors import BlockstoreError, DecodeError
 from nabu_py.node import NabuNode, NodeConfig
 from nabu_py.p2p import P2PError, configure_logging
@@ -198,7 +198,6 @@ def cmd_daemon(params: dict[str, str]) -> int:
             f"created a default config in {path}: peer id {config.identity.peer_id.to_base58()}", flush=True
         )
     config = NabuConfig.load(path, overrides)
-    tcp_endpoint(config.api, "Addresses.API")
     _setup_logging(path, params)
     tune_allocator()
     try:
