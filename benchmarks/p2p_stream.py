@@ -541,7 +541,7 @@ WORKERS: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
 
 
 def _measure(section: Section, opts: argparse.Namespace) -> dict[str, Any]:
-    cmd = [sys.executable, os.environ.get("BENCH_SELF", __file__), "worker"]
+    cmd = [sys.executable, __file__, "worker"]
     server = subprocess.Popen([*cmd, *section.server_args], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
