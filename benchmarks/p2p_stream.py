@@ -15,9 +15,20 @@ Measured per stack:
 * new stream + rr (p2p stacks): open a stream (multistream-select included), one 1 KiB round trip,
   close -> median microseconds (the baseline's counterpart would be a new TCP+TLS connection).
 
-Sections: `SECTIONS` maps a name to a `Section` (how to serve and how to measure); the `/http` proxy
-benchmark is meant to be added as another entry. `worker` is the sub-command the processes run.
-`stock` (stock py-libp2p 0.8.1 TLS + yamux, for comparison) is opt-in: `--sections baseline,stock,tls`.
+Sections: `SECTIONS` maps a name to a `Section` (how to serve and how to measure); `worker` is the
+sub-command the processes run. `stock` (stock py-libp2p 0.8.1 TLS + yamux, for comparison) is opt-in:
+`--sections baseline,stock,tls`.
+
+Every worker process first calls `nabu_py.tuning.tune_allocator()` (what `nabu daemon` does: glibc keeps
+MiB-sized buffers on the heap instead of mmapping each one); `--malloc-default` measures without it.
+
+`proxy` measures HTTP over p2p (`/http`, spec/nabu.md §4) end to end: the server process runs node B
+(`NabuNode`, TLS + yamux) whose proxy target is a small HTTP server in the same process (as the Peergos
+server is, embedding its node); the client process runs node A with its HTTP API (hypercorn) and a plain
+HTTP/1.1 client on a loopback socket that POSTs `--mib` MiB in `--chunk-kib` writes to A's
+`/p2p/<B>/http/sink` (the target hashes nothing, it counts bytes and answers the count) -> MB/s up; then
+POSTs to `/p2p/<B>/http/source?n=<bytes>` and reads a `--mib` MiB response -> MB/s down. The report
+compares both with the raw one-stream `tls` figure of the same run (goal: >= 0.5x).
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ SINK = "/bench/sink/1.0.0"
 RR = "/bench/rr/1.0.0"
 SERVER_START_TIMEOUT = 60.0
 CLIENT_TIMEOUT = 900.0
+MALLOC_ENV = "NABU_BENCH_MALLOC"
 
 
 def _cpu() -> float:
@@ -222,7 +234,10 @@ async def _p2p_client(args: list[str]) -> dict[str, Any]:
             await stream.close_write()
             got = struct.unpack(">Q", await stream.read_exactly(8))[0]
             dt = time.perf_counter() - t0
-            res.update(mbps=total / dt / 1e6, ok=got == total, client_cpu=(_cpu() - c0) / dt)
+            cpu = _cpu() - c0
+            res.update(
+                mbps=total / dt / 1e6, ok=got == total, client_cpu=cpu / dt, client_cpu_s=cpu, moved_mib=mib
+            )
             await stream.close()
         if n_rr:
             stream = await host.new_stream(peer, [RR])
@@ -336,6 +351,144 @@ async def _stock_client(args: list[str]) -> dict[str, Any]:
     return res
 
 
+# ---- HTTP over p2p: /p2p/<B>/http/... through node A's API to node B's proxy target ---------------------
+async def _proxy_target(stream: trio.SocketStream) -> None:
+    """The benchmark's proxy target: `/sink` counts the request body, `/source?n=N` sends N bytes.
+
+    Lean on purpose (the target's cost is part of the path): h11 parses the heads, bodies of known
+    length move raw, one `receive_some`/`send_all` per MiB.
+    """
+    import h11
+
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+    try:
+        while True:
+            ev = conn.next_event()
+            if ev is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(1 << 20))
+                continue
+            if not isinstance(ev, h11.Request):
+                return
+            length = int(dict(ev.headers).get(b"content-length", b"0"))
+            buffered = conn.trailing_data[0][:length]
+            n = len(buffered)
+            while n < length:
+                data = await stream.receive_some(min(1 << 20, length - n))
+                if not data:
+                    return
+                n += len(data)
+            path, _, query = ev.target.partition(b"?")
+            if path == b"/source":
+                total = int(query.split(b"=", 1)[1])
+                head = f"HTTP/1.1 200 OK\r\ncontent-length: {total}\r\n\r\n".encode()
+                await stream.send_all(head)
+                chunk = bytes(1 << 20)
+                left = total
+                while left:
+                    part = chunk if left >= len(chunk) else chunk[:left]
+                    await stream.send_all(part)
+                    left -= len(part)
+            else:
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\n" + struct.pack(">Q", n))
+            return  # one request per connection (the /http serving side opens one per stream)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+        pass
+    finally:
+        await stream.aclose()
+
+
+async def _proxy_server(_args: list[str]) -> None:
+    from functools import partial
+
+    from nabu_py.node import NabuNode, NodeConfig
+    from nabu_py.p2p import HostIdentity
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, _proxy_target, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        config = NodeConfig(
+            identity=HostIdentity.generate(), security=("tls",), proxy_target=("127.0.0.1", port)
+        )
+        async with NabuNode.open(config) as node:
+            print("READY", node.host.addrs_with_peer_id()[0], flush=True)
+            await trio.sleep_forever()
+
+
+async def _http_exchange(
+    port: int, target: str, body_size: int, chunk: bytes, response_sink: bool
+) -> tuple[int, int, float]:
+    """One HTTP/1.1 POST on a fresh loopback connection: (status, response bytes or the count the
+    target reported, seconds). Like the target, it parses heads with h11 and moves bodies raw."""
+    import h11
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    conn = h11.Connection(h11.CLIENT)
+    t0 = time.perf_counter()
+    head = h11.Request(
+        method="POST",
+        target=target,
+        headers=[(b"host", b"127.0.0.1"), (b"content-length", str(body_size).encode())],
+    )
+    await stream.send_all(conn.send(head))
+    left = body_size
+    while left:
+        part = chunk if left >= len(chunk) else chunk[:left]
+        await stream.send_all(part)
+        left -= len(part)
+    while True:
+        ev = conn.next_event()
+        if ev is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(1 << 20))
+            continue
+        break
+    if not isinstance(ev, h11.Response):
+        raise RuntimeError(f"no response: {ev!r}")
+    length = int(dict(ev.headers).get(b"content-length", b"0"))
+    body = bytearray() if not response_sink else None
+    buffered = conn.trailing_data[0][:length]
+    received = len(buffered)
+    if body is not None:
+        body += buffered
+    while received < length:
+        data = await stream.receive_some(min(1 << 20, length - received))
+        if not data:
+            break
+        received += len(data)
+        if body is not None:
+            body += data
+    dt = time.perf_counter() - t0
+    await stream.aclose()
+    if body is not None:
+        received = struct.unpack(">Q", bytes(body))[0] if len(body) == 8 else -1
+    return ev.status_code, received, dt
+
+
+async def _proxy_client(args: list[str]) -> dict[str, Any]:
+    from nabu_py.api import serving
+    from nabu_py.node import NabuNode, NodeConfig
+    from nabu_py.p2p import HostIdentity
+
+    addr, mib, chunk_kib = args[0], int(args[1]), int(args[2])
+    res: dict[str, Any] = {}
+    config = NodeConfig(identity=HostIdentity.generate(), security=("tls",))
+    async with NabuNode.open(config) as node, serving(node.api_app(), "127.0.0.1", 0) as url:
+        peer = await node.host.connect(addr)
+        port = int(url.rsplit(":", 1)[1])
+        base = f"/p2p/{peer.to_base58()}/http"
+        chunk = bytes(chunk_kib << 10)
+        total = mib << 20
+        await _http_exchange(port, f"{base}/sink", 1 << 20, chunk, False)  # warm-up
+        c0 = _cpu()
+        status, got, dt = await _http_exchange(port, f"{base}/sink", total, chunk, False)
+        c1 = _cpu()
+        res.update(mbps=total / dt / 1e6, ok=status == 200 and got == total, client_cpu=(c1 - c0) / dt)
+        status, got, dt = await _http_exchange(port, f"{base}/source?n={total}", 0, chunk, True)
+        res.update(mbps_down=total / dt / 1e6, ok_down=status == 200 and got == total)
+        res["ok"] = res["ok"] and res["ok_down"]
+        res.update(client_cpu_s=_cpu() - c0, moved_mib=2 * mib + 1)
+    return res
+
+
 # ---- sections ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Section:
@@ -362,13 +515,18 @@ SECTIONS: dict[str, Section] = {
         ["p2p-server", "noise"],
         lambda ready, o: ["p2p-client", "noise", ready, str(o.mib), str(o.chunk_kib), str(o.rr)],
     ),
+    "proxy": Section(
+        "/http proxy via API (up)",
+        ["proxy-server"],
+        lambda ready, o: ["proxy-client", ready, str(o.mib), str(o.chunk_kib)],
+    ),
     "stock": Section(
         "py-libp2p 0.8.1 TLS + yamux",
         ["stock-server", "tls"],
         lambda ready, o: ["stock-client", "tls", ready, str(o.mib), str(o.chunk_kib), str(o.rr)],
     ),
 }
-DEFAULT_SECTIONS = ("baseline", "tls", "noise")
+DEFAULT_SECTIONS = ("baseline", "tls", "noise", "proxy")
 
 WORKERS: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
     "stock-server": _stock_server,
@@ -377,6 +535,8 @@ WORKERS: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
     "baseline-client": _baseline_client,
     "p2p-server": _p2p_server,
     "p2p-client": _p2p_client,
+    "proxy-server": _proxy_server,
+    "proxy-client": _proxy_client,
 }
 
 
@@ -396,12 +556,16 @@ def _measure(section: Section, opts: argparse.Namespace) -> dict[str, Any]:
                 break
         if not ready:
             raise RuntimeError(f"{section.label}: server did not start")
+        s0 = _process_cpu(server.pid)
         client = subprocess.run(
             [*cmd, *section.client_args(ready, opts)], capture_output=True, text=True, timeout=CLIENT_TIMEOUT
         )
+        s1 = _process_cpu(server.pid)
         for line in client.stdout.splitlines():
             if line.startswith("RESULT "):
                 result: dict[str, Any] = json.loads(line[7:])
+                if s0 is not None and s1 is not None:
+                    result["server_cpu_s"] = s1 - s0
                 return result
         raise RuntimeError(
             f"{section.label}: client failed:\n{client.stdout[-2000:]}\n{client.stderr[-3000:]}"
@@ -415,6 +579,25 @@ def _measure(section: Section, opts: argparse.Namespace) -> dict[str, Any]:
             server.wait()
 
 
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_per_gib(rows: list[dict[str, Any]]) -> float | None:
+    """Median CPU seconds per GiB moved, client (measured transfers) plus server (whole client run)."""
+    values = [
+        (r["client_cpu_s"] + r["server_cpu_s"]) / (r["moved_mib"] / 1024)
+        for r in rows
+        if "client_cpu_s" in r and "server_cpu_s" in r and r.get("moved_mib")
+    ]
+    return statistics.median(values) if values else None
+
+
 def _median(rows: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in rows if key in r]
     return statistics.median(values) if values else None
@@ -422,6 +605,10 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "worker":
+        if os.environ.get(MALLOC_ENV) != "default":
+            from nabu_py.tuning import tune_allocator
+
+            tune_allocator()
         result = trio.run(WORKERS[argv[1]], argv[2:])
         if result is not None:
             print("RESULT " + json.dumps(result), flush=True)
@@ -434,7 +621,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rr", type=int, default=2000)
     parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), help=f"any of {sorted(SECTIONS)}")
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc malloc's defaults in every process (default: nabu_py.tuning.tune_allocator(), "
+        "as `nabu daemon` does)",
+    )
     opts = parser.parse_args(argv)
+    if opts.malloc_default:
+        os.environ[MALLOC_ENV] = "default"
     names = [n for n in opts.sections.split(",") if n]
     unknown = set(names) - set(SECTIONS)
     if unknown:
@@ -451,6 +646,7 @@ def main(argv: list[str]) -> int:
                 raise RuntimeError(f"{name}: byte count mismatch")
             rows[name].append(r)
             extra = f", new stream+rr {r['new_stream_rr_us']:.0f} us" if "new_stream_rr_us" in r else ""
+            extra += f", down {r['mbps_down']:.1f} MB/s" if "mbps_down" in r else ""
             mbps = f"{r['mbps']:.1f} MB/s" if "mbps" in r else "-"
             rr = f"{r['rr_us']:.0f} us" if "rr_us" in r else "-"
             print(f"  round {rnd + 1} {name:9s} bulk {mbps:>11s}  rr {rr}{extra}", flush=True)
@@ -466,6 +662,25 @@ def main(argv: list[str]) -> int:
             f"{SECTIONS[name].label:28s} {mbps or 0:8.1f} {ratio:>7s} {rr or 0:8.0f} {rr_ratio:>7s} "
             f"{f'{ns:.0f}' if ns else '-':>17s}"
         )
+    if "proxy" in rows and rows.get("tls"):
+        # Ratios per round (the tls and proxy measurements of one round ran back to back, under the same
+        # load), then the median: on a shared machine this is steadier than a ratio of medians.
+        pairs = list(zip(rows["tls"], rows["proxy"], strict=True))
+        up = statistics.median(p["mbps"] / t["mbps"] for t, p in pairs)
+        down = statistics.median(p["mbps_down"] / t["mbps"] for t, p in pairs)
+        print(
+            f"\n/http proxy ({opts.mib} MiB body through A's /p2p/<B>/http/ to B's target) vs one raw TLS + "
+            f"yamux stream, median of per-round ratios: up {up:.2f}x, down {down:.2f}x (goal >= 0.5x)"
+        )
+        # The servers' CPU is taken over a whole client run, so it only measures the bulk transfers
+        # when no round-trip test runs alongside.
+        raw_cpu, proxy_cpu = _cpu_per_gib(rows["tls"]), _cpu_per_gib(rows["proxy"])
+        if raw_cpu and proxy_cpu and opts.rr == 0:
+            print(
+                f"CPU per GiB moved, both processes: raw stream {raw_cpu:.2f} s, /http proxy "
+                f"{proxy_cpu:.2f} s "
+                f"({raw_cpu / proxy_cpu:.2f}x the raw stream's efficiency)"
+            )
     return 0
 
 

@@ -112,6 +112,11 @@ def peergos(*args: str) -> list[str]:
     return [sys.executable, "-m", "peergos_node.cli.main", *args]
 
 
+def nabu(*args: str) -> list[str]:
+    """argv for `nabu ...` with this interpreter."""
+    return [sys.executable, "-m", "nabu_py.cli", *args]
+
+
 def run_cli(
     argv: list[str], timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,15 @@ import pytest
 import trio
 import trio.testing
 
-from nabu_py.protocols.http_proxy import HttpProxyConfig, ProxyError, send_request, serve_stream
+from nabu_py.protocols.http_proxy import (
+    BodyTooLarge,
+    HttpProxyConfig,
+    ProxyError,
+    ProxyTimeout,
+    refuse_stream,
+    send_request,
+    serve_stream,
+)
 
 Target = Callable[[trio.SocketStream], Awaitable[None]]
 
@@ -173,3 +181,105 @@ async def test_garbage_gets_400_and_close() -> None:
             while chunk := await client_side.receive_some(65536):
                 reply += chunk
     assert reply.startswith(b"HTTP/1.1 400")
+
+
+async def chunked_target(stream: trio.SocketStream) -> None:
+    """Replies with a chunked body of 3 x 100 kB (no Content-Length), after reading the request."""
+    conn = h11.Connection(h11.SERVER)
+    while True:
+        ev = conn.next_event()
+        if ev is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(65536))
+        elif isinstance(ev, h11.EndOfMessage):
+            break
+    await stream.send_all(
+        conn.send(h11.Response(status_code=201, headers=[(b"transfer-encoding", b"chunked")]))
+    )
+    for i in range(3):
+        await stream.send_all(conn.send(h11.Data(data=bytes([i]) * 100_000)))
+    await stream.send_all(conn.send(h11.EndOfMessage()))
+    await stream.aclose()
+
+
+async def test_chunked_response_streams_through() -> None:
+    async with trio.open_nursery() as n:
+        target = await start_target(n, chunked_target)
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, HttpProxyConfig())
+        resp = await send_request(client_side, "p", "POST", "/", [], b"q", None)
+        assert resp.status == 201 and resp.content_length is None
+        data = await collect(resp.body)
+        n.cancel_scope.cancel()
+    assert data == bytes([0]) * 100_000 + bytes([1]) * 100_000 + bytes([2]) * 100_000
+
+
+async def test_oversize_response_is_refused_on_both_sides() -> None:
+    async with trio.open_nursery() as n:
+        target = await start_target(n, echo_target)  # answers ~100 kB with a Content-Length
+        # the serving side refuses to relay a declared response larger than its limit
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, HttpProxyConfig(max_body=50_000))
+        resp = await send_request(client_side, "p", "POST", "/", [], b"q", None)
+        assert resp.status == 502 and b"too large" in await collect(resp.body)
+        # the calling side refuses a declared response larger than its own limit
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, HttpProxyConfig())
+        with pytest.raises(BodyTooLarge):
+            await send_request(
+                client_side, "p", "POST", "/", [], b"q", None, HttpProxyConfig(max_body=50_000)
+            )
+        n.cancel_scope.cancel()
+
+
+async def test_refused_stream_gets_a_readable_error() -> None:
+    client_side, server_side = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as n:
+        n.start_soon(refuse_stream, server_side, 503, "Service Unavailable: too many", 5.0)
+        resp = await send_request(client_side, "p", "POST", "/", [], b"x" * 1000, None)
+        assert resp.status == 503 and dict(resp.headers)[b"trailer"] == b"Service+Unavailable%3A+too+many"
+        assert await collect(resp.body) == b"Service Unavailable: too many"
+
+
+async def test_stalled_request_body_times_out() -> None:
+    async def stalls() -> AsyncIterator[bytes]:
+        yield b"first"
+        await trio.sleep_forever()
+        yield b"never"  # pragma: no cover
+
+    client_side, _server_side = trio.testing.memory_stream_pair()
+    cfg = HttpProxyConfig(idle_timeout=0.3)
+    with trio.fail_after(5), pytest.raises(ProxyTimeout, match="stalled"):
+        await send_request(client_side, "p", "POST", "/", [], stalls(), None, cfg)
+
+
+async def test_body_shorter_than_declared_is_a_502() -> None:
+    async with trio.open_nursery() as n:
+        target = await start_target(n, echo_target)
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, HttpProxyConfig())
+        await client_side.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nonly this")
+        await client_side.send_eof()
+        with trio.fail_after(5):
+            reply = b""
+            while chunk := await client_side.receive_some(65536):
+                reply += chunk
+        n.cancel_scope.cancel()
+    assert reply.startswith(b"HTTP/1.1 502") and b"before the end of the message body" in reply
+
+
+async def test_stalled_body_of_known_length_times_out_on_the_serving_side() -> None:
+    cfg = HttpProxyConfig(idle_timeout=0.3)
+    async with trio.open_nursery() as n:
+        target = await start_target(n, echo_target)
+        client_side, server_side = trio.testing.memory_stream_pair()
+        n.start_soon(serve_stream, server_side, "caller", target, cfg)
+        await client_side.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nten bytes.")
+        t0 = trio.current_time()
+        with trio.fail_after(5):
+            reply = b""
+            while chunk := await client_side.receive_some(65536):
+                reply += chunk
+        waited = trio.current_time() - t0
+        n.cancel_scope.cancel()
+    assert reply.startswith(b"HTTP/1.1 502") and b"TooSlowError" in reply
+    assert 0.3 <= waited < 2.0, "noticed after one to two idle timeouts"
