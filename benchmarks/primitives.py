@@ -250,7 +250,125 @@ def section_pow(repeat: int) -> list[Result]:
     ]
 
 
+def section_blockstore(repeat: int) -> list[Result]:
+    """Our block stores' put/get of 1 MiB and 1 KiB blocks against the raw library / file calls."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import rocksdict
+
+    from nabu_py.blockstore import open_blockstore
+    from nabu_py.multiformats.cid import CODEC_RAW, Cid
+
+    base = Path(tempfile.mkdtemp(prefix=".prim-bench-", dir=os.getcwd()))  # a real disk, not tmpfs
+    out: list[Result] = []
+    try:
+
+        def rows(size: int, n: int) -> list[Result]:
+            out: list[Result] = []
+            blocks = [os.urandom(size) for _ in range(n)]
+            cids = [Cid.for_block(CODEC_RAW, b) for b in blocks]
+            counter = [0]
+
+            def fresh(kind: str) -> Path:
+                counter[0] += 1
+                return base / f"{kind}{counter[0]}"
+
+            def ours_rocks_put() -> None:
+                with open_blockstore("rocksdict", fresh("r"), sync=False) as st:
+                    st.put_many(zip(cids, blocks, strict=True))
+
+            def raw_rocks_put() -> None:
+                db = rocksdict.Rdict(str(fresh("rr")))
+                wb = rocksdict.WriteBatch()
+                for c, b in zip(cids, blocks, strict=True):
+                    wb.put(bytes(c), b)
+                db.write(wb)
+                db.close()
+
+            label = f"{size // 1024} KiB x{n}"
+            out.append(
+                compare(
+                    f"rocksdict store put {label}",
+                    size * n,
+                    ours_rocks_put,
+                    raw_rocks_put,
+                    "raw rocksdict WriteBatch",
+                    repeat,
+                )
+            )
+            rstore = open_blockstore("rocksdict", fresh("rg"), sync=False, verify=True)
+            rstore.put_many(zip(cids, blocks, strict=True))
+            rraw = rocksdict.Rdict(str(fresh("rrg")))
+            for c, b in zip(cids, blocks, strict=True):
+                rraw[bytes(c)] = b
+
+            def ours_rocks_get() -> None:
+                for c in cids:
+                    rstore.get(c)
+
+            def raw_rocks_get() -> None:
+                for c in cids:
+                    rraw[bytes(c)]
+
+            out.append(
+                compare(
+                    f"rocksdict store get (hash-verified) {label}",
+                    size * n,
+                    ours_rocks_get,
+                    raw_rocks_get,
+                    "raw rocksdict get",
+                    repeat,
+                )
+            )
+            rstore.close()
+            rraw.close()
+            if size < (1 << 20):
+                return out
+
+            def ours_files_put() -> None:
+                with open_blockstore("files", fresh("f"), sync=True) as st:
+                    st.put_many(zip(cids, blocks, strict=True))
+
+            def raw_files_put() -> None:
+                d = fresh("rf")
+                d.mkdir()
+                for c, b in zip(cids, blocks, strict=True):
+                    tmp = d / (c.to_base32() + ".tmp")
+                    with open(tmp, "wb") as f:
+                        f.write(b)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, d / c.to_base32())
+                    dfd = os.open(d, os.O_RDONLY)
+                    try:
+                        os.fsync(dfd)
+                    finally:
+                        os.close(dfd)
+
+            out.append(
+                compare(
+                    f"file store put (fsync) {label}",
+                    size * n,
+                    ours_files_put,
+                    raw_files_put,
+                    "raw write+fsync+rename+dirsync",
+                    repeat,
+                )
+            )
+            return out
+
+        for size, n in ((1 << 20, 8), (1024, 200)):
+            out.extend(rows(size, n))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
 SECTIONS: dict[str, Callable[[int], list[Result]]] = {
+    "blockstore": section_blockstore,
     "secretbox": section_secretbox,
     "sha256": section_sha256,
     "mlkem": section_mlkem,

@@ -25,23 +25,25 @@ async def _run(args: Args) -> int:
     cfg = HomeServerConfig.from_args(args)
     with open_home_server(cfg) as server:
         args.save_config([k for k in PERSISTED_KEYS if k in args.from_command_line])
-        async with serving_home_server(server) as url:
-            host = url.replace("http://", "")
-            print(
-                f"Peergos daemon started: peer id {server.identity.peer_id.to_base58()}, API {url}, "
-                f"data {cfg.peergos_path}, {'PostgreSQL' if cfg.use_postgres else 'SQLite'}",
-                flush=True,
-            )
-            if args.get_bool("generate-token"):
-                [token] = await trio.to_thread.run_sync(
-                    lambda: server.tokens.create(server.storage.now_ms(), 1)
-                )
+        # Take over SIGINT/SIGTERM before anything announces that the daemon is up, so a signal sent
+        # right after the startup line always means a clean shutdown (never a KeyboardInterrupt).
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with serving_home_server(server) as url:
+                host = url.replace("http://", "")
                 print(
-                    f"Peergos daemon started. Browse to http://{host}/?signup=true&token={token} to sign up, "
-                    f"or use the shell command with the token {token}",
+                    f"Peergos daemon started: peer id {server.identity.peer_id.to_base58()}, API {url}, "
+                    f"data {cfg.peergos_path}, {'PostgreSQL' if cfg.use_postgres else 'SQLite'}",
                     flush=True,
                 )
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                if args.get_bool("generate-token"):
+                    [token] = await trio.to_thread.run_sync(
+                        lambda: server.tokens.create(server.storage.now_ms(), 1)
+                    )
+                    print(
+                        f"Peergos daemon started. Browse to http://{host}/?signup=true&token={token} "
+                        f"to sign up, or use the shell command with the token {token}",
+                        flush=True,
+                    )
                 async for signum in signals:
                     print(f"received {signal.Signals(signum).name}, shutting down", flush=True)
                     break

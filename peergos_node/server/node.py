@@ -38,7 +38,7 @@ from peergos_node.server.api import build_api
 from peergos_node.server.core_api import build_core_api
 from peergos_node.server.db import Database, DatabaseError
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE, HomeStorage
-from peergos_node.server.pki import CoreNode, PkiKeys, PkiNode, init_pki
+from peergos_node.server.pki import DEFAULT_MAX_DAILY_SIGNUPS, CoreNode, PkiKeys, PkiNode, init_pki
 from peergos_node.server.signup import SignupService
 from peergos_node.server.stores.accounts import SqlAccountStore
 from peergos_node.server.stores.metadata import SqlBlockMetadataStore
@@ -67,6 +67,7 @@ PERSISTED_KEYS = (
     "gc.period.millis",
     "blockstore",
     "open-signups",
+    "max-daily-signups",
 )
 PKI_KEYS_FILE = "pki-keys.json"
 PKI_PASSWORD_FILE = "pki-keyfile-password"
@@ -88,6 +89,7 @@ class HomeServerConfig:
     blockstore_kind: str
     open_signups: bool = False
     pki_keyfile_password: str | None = None
+    max_daily_signups: int = DEFAULT_MAX_DAILY_SIGNUPS
 
     @classmethod
     def from_args(cls, args: Args) -> HomeServerConfig:
@@ -125,6 +127,7 @@ class HomeServerConfig:
             blockstore_kind=kind,
             open_signups=args.get_bool("open-signups"),
             pki_keyfile_password=args.params.get("pki.keyfile.password"),
+            max_daily_signups=args.get_int("max-daily-signups", DEFAULT_MAX_DAILY_SIGNUPS),
         )
 
 
@@ -227,7 +230,7 @@ def open_pki(cfg: HomeServerConfig, storage: HomeStorage) -> CoreNode:
         init_pki(storage, keys, storage.peer_id, cfg.default_quota, LocalDate.from_epoch_seconds(time.time()))
         keys.save(keys_path, password)
         log.info("initialised a new PKI: peergos identity %s", keys.peergos_hash)
-    return PkiNode(storage, PkiKeys.load(keys_path, password))
+    return PkiNode(storage, PkiKeys.load(keys_path, password), max_daily_signups=cfg.max_daily_signups)
 
 
 async def _gc_loop(server: HomeServer) -> None:
