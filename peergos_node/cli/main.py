@@ -11,6 +11,8 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "daemon": ("peergos_node.cli.daemon", "run the home server (-port 8000, -PEERGOS_PATH ~/.peergos, ...)"),
+    "pki": ("peergos_node.cli.pki", "run this server as its network's PKI node (after pki-init)"),
+    "pki-init": ("peergos_node.cli.pki:run_init", "bootstrap a new network's PKI on this server"),
     "quota": ("peergos_node.cli.quota", "signup tokens and quotas: quota token create|list, quota show|set"),
     "vectors": ("peergos_node.cli.vectors", "check reference test vectors: vectors check DIR"),
 }
@@ -32,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if entry is None:
         print(f"peergos: unknown command {args[0]!r}\n\n{_usage()}", file=sys.stderr, end="")
         return 2
-    module = importlib.import_module(entry[0])
-    code: int = module.run(args[1:])
+    module_name, _, func = entry[0].partition(":")
+    module = importlib.import_module(module_name)
+    code: int = getattr(module, func or "run")(args[1:])
     return code
 
 

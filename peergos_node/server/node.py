@@ -17,28 +17,38 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+import hypercorn.trio.tcp_server as _hypercorn_tcp
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from nabu_py.api import SOCKET_READ_SIZE
 from nabu_py.blockstore import DEFAULT_KIND, KINDS, open_blockstore
+from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
+from nabu_py.node import NabuNode, NodeConfig
+from nabu_py.p2p import PeerId, parse_multiaddr, split_peer
 from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
+from nabu_py.protocols.kademlia.service import DhtConfig, KademliaService
 from peergos_node.cli.args import Args, ArgsError
 from peergos_node.corenode.dates import LocalDate
+from peergos_node.crypto.public_key_hash import PublicKeyHash
 from peergos_node.crypto.signing import SigningKeyPair
 from peergos_node.server.accounts_service import AccountService
 from peergos_node.server.api import build_api
 from peergos_node.server.core_api import build_core_api
 from peergos_node.server.db import Database, DatabaseError
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE, HomeStorage
+from peergos_node.server.p2p_remote import P2pRemotePki
 from peergos_node.server.pki import DEFAULT_MAX_DAILY_SIGNUPS, CoreNode, PkiKeys, PkiNode, init_pki
+from peergos_node.server.pki_mirror import MirrorCoreNode, MirrorRejected
 from peergos_node.server.signup import SignupService
 from peergos_node.server.stores.accounts import SqlAccountStore
 from peergos_node.server.stores.metadata import SqlBlockMetadataStore
@@ -68,6 +78,15 @@ PERSISTED_KEYS = (
     "blockstore",
     "open-signups",
     "max-daily-signups",
+    "proxy-target",
+    "ipfs-swarm-addrs",
+    "ipfs-swarm-port",
+    "ipfs-config-bootstrap-node-list",
+    "enable-dht",
+    "pki-node-id",
+    "pki.node.swarm.address",
+    "peergos.identity.hash",
+    "mirror.period.seconds",
 )
 PKI_KEYS_FILE = "pki-keys.json"
 PKI_PASSWORD_FILE = "pki-keyfile-password"
@@ -90,6 +109,20 @@ class HomeServerConfig:
     open_signups: bool = False
     pki_keyfile_password: str | None = None
     max_daily_signups: int = DEFAULT_MAX_DAILY_SIGNUPS
+    swarm_addrs: tuple[str, ...] = ("/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001")
+    p2p_api: tuple[str, int] = ("127.0.0.1", 8003)
+    bootstrap: tuple[str, ...] = ()
+    pki_node_id: str | None = None
+    pki_node_address: str | None = None
+    peergos_identity: str | None = None
+    mirror_period_s: float = 60.0
+    enable_dht: bool = True
+    require_pki_keys: bool = False
+
+    @property
+    def is_mirror(self) -> bool:
+        """Whether this server follows a remote PKI node (else it is a PKI node itself)."""
+        return self.pki_node_id is not None
 
     @classmethod
     def from_args(cls, args: Args) -> HomeServerConfig:
@@ -128,7 +161,57 @@ class HomeServerConfig:
             open_signups=args.get_bool("open-signups"),
             pki_keyfile_password=args.params.get("pki.keyfile.password"),
             max_daily_signups=args.get_int("max-daily-signups", DEFAULT_MAX_DAILY_SIGNUPS),
+            swarm_addrs=_swarm_addrs(args),
+            p2p_api=_host_port(args.get("proxy-target", "/ip4/127.0.0.1/tcp/8003"), "proxy-target"),
+            bootstrap=tuple(a for a in args.get("ipfs-config-bootstrap-node-list", "").split(",") if a),
+            pki_node_id=_peer_id_arg(args, "pki-node-id"),
+            pki_node_address=_peer_addr_arg(args, "pki.node.swarm.address"),
+            peergos_identity=args.params.get("peergos.identity.hash"),
+            mirror_period_s=args.get_int("mirror.period.seconds", 60),
+            enable_dht=args.get_bool("enable-dht", True),
         )
+
+
+def _swarm_addrs(args: Args) -> tuple[str, ...]:
+    if args.has("ipfs-swarm-addrs"):
+        addrs = tuple(a for a in args.get("ipfs-swarm-addrs").split(",") if a)
+    else:
+        port = args.get_int("ipfs-swarm-port", 4001)
+        addrs = (f"/ip4/0.0.0.0/tcp/{port}", f"/ip6/::/tcp/{port}")
+    for a in addrs:
+        try:
+            parse_multiaddr(a)
+        except (DecodeError, ValueError) as e:
+            raise ArgsError(f"invalid swarm address {a!r}: {e}") from None
+    return addrs
+
+
+def _host_port(addr: str, key: str) -> tuple[str, int]:
+    parts = addr.strip("/").split("/")
+    if len(parts) != 4 or parts[0] not in ("ip4", "ip6") or parts[2] != "tcp" or not parts[3].isdigit():
+        raise ArgsError(f"-{key} must look like /ip4/127.0.0.1/tcp/8003, not {addr!r}")
+    return parts[1], int(parts[3])
+
+
+def _peer_id_arg(args: Args, key: str) -> str | None:
+    if not args.has(key):
+        return None
+    try:
+        return str(PeerId.parse(args.get(key)))
+    except (DecodeError, ValueError) as e:
+        raise ArgsError(f"-{key}: {e}") from None
+
+
+def _peer_addr_arg(args: Args, key: str) -> str | None:
+    if not args.has(key):
+        return None
+    try:
+        addr, peer = split_peer(args.get(key))
+    except (DecodeError, ValueError) as e:
+        raise ArgsError(f"-{key}: {e}") from None
+    if addr is None or peer is None:
+        raise ArgsError(f"-{key} must be a multiaddr ending in /p2p/<peer id>")
+    return args.get(key)
 
 
 def _quote(value: str) -> str:
@@ -192,7 +275,7 @@ def open_home_server(cfg: HomeServerConfig) -> Iterator[HomeServer]:
                 atomic=db.transaction,
             )
             tokens = SqlTokenStore(db)
-            core = open_pki(cfg, storage)
+            core = open_pki(cfg, storage, db)
             account_store = SqlAccountStore(db)
             accounts = AccountService(account_store, storage, core.get_public_key)
             signup = SignupService(
@@ -220,10 +303,21 @@ def pki_password(cfg: HomeServerConfig) -> str:
     return password
 
 
-def open_pki(cfg: HomeServerConfig, storage: HomeStorage) -> CoreNode:
-    """This node's PKI. A node with no remote PKI configured is a standalone network: it is its own PKI,
-    initialised on first start (`peergos pki-init` does the same explicitly)."""
+def open_pki(cfg: HomeServerConfig, storage: HomeStorage, db: Database) -> CoreNode:
+    """This node's PKI. With `-pki-node-id` it mirrors that PKI node (over p2p); otherwise it is a PKI node
+    itself: a standalone network initialised on first start (`peergos pki-init` does that explicitly;
+    `peergos pki` requires it done)."""
+    if cfg.pki_node_id is not None:
+        if not cfg.peergos_identity:
+            raise ArgsError("-pki-node-id needs -peergos.identity.hash (the PKI's peergos identity)")
+        try:
+            identity = PublicKeyHash.parse(cfg.peergos_identity)
+        except (DecodeError, ValueError) as e:
+            raise ArgsError(f"-peergos.identity.hash: {e}") from None
+        return MirrorCoreNode(db, P2pRemotePki(PeerId.parse(cfg.pki_node_id), identity), identity)
     keys_path = cfg.peergos_path / PKI_KEYS_FILE
+    if cfg.require_pki_keys and not keys_path.exists():
+        raise ArgsError(f"no PKI keys in {keys_path}: run `peergos pki-init` first")
     password = pki_password(cfg)
     if not keys_path.exists():
         keys = PkiKeys(SigningKeyPair.random(), SigningKeyPair.random())
@@ -243,32 +337,112 @@ async def _gc_loop(server: HomeServer) -> None:
             log.exception("garbage collection failed; will retry next period")
 
 
-@asynccontextmanager
-async def serving_home_server(server: HomeServer) -> AsyncIterator[str]:
-    """Serve the API (and run GC) in the background; yield the bound base URL."""
-    cfg = server.config
-    app = build_api(server.storage, public_server=cfg.public_server)
-    app.mount(build_core_api(server.core, server.signup, server.accounts))
+@dataclass
+class Serving:
+    """Where a running home server can be reached."""
+
+    url: str
+    p2p_api_url: str
+    swarm_addrs: list[str]
+
+
+async def _mirror_loop(server: HomeServer) -> None:
+    core = server.core
+    assert isinstance(core, MirrorCoreNode)
+    while True:
+        try:
+            await trio.to_thread.run_sync(core.sync)
+        except MirrorRejected:
+            log.exception("PKI mirror refused the PKI node's state; keeping ours")
+        except Exception:  # the PKI node may be unreachable for a while; keep trying every period
+            log.warning(
+                "PKI mirror sync failed; retrying in %ss", server.config.mirror_period_s, exc_info=True
+            )
+        await trio.sleep(server.config.mirror_period_s)
+
+
+def _hypercorn(host: str, port: int) -> HypercornConfig:
+    # 1 MiB socket reads instead of hypercorn's 64 KiB (measured by the nabu /http benchmark)
+    _hypercorn_tcp.MAX_RECV = max(_hypercorn_tcp.MAX_RECV, SOCKET_READ_SIZE)
     hc = HypercornConfig()
-    hc.bind = [f"{cfg.listen_host}:{cfg.port}"]
+    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 2
     hc.keep_alive_timeout = 60
+    return hc
+
+
+@asynccontextmanager
+async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
+    """Run everything in the background — the local API, the p2p API (the `/http` proxy target), the
+    embedded p2p node with its DHT, the PKI mirror and the garbage collector — until the block exits."""
+    cfg = server.config
+    app = build_api(server.storage, public_server=cfg.public_server)
+    app.mount(build_core_api(server.core, server.signup, server.accounts))
     shutdown = trio.Event()
-    gc_scope = trio.CancelScope()
+    background: list[trio.CancelScope] = []
 
-    async def gc_task() -> None:
-        with gc_scope:
-            await _gc_loop(server)
+    async def periodic(fn: Callable[[HomeServer], Awaitable[None]]) -> None:
+        scope = trio.CancelScope()
+        background.append(scope)
+        with scope:
+            await fn(server)
 
+    def stop_background() -> None:
+        for scope in background:
+            scope.cancel()
+
+    asgi: Any = app  # hypercorn's ASGI type is narrower than starlette's; ApiApp is a plain ASGI app
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, hc, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
-        if cfg.enable_gc:
-            nursery.start_soon(gc_task)
+        local = _hypercorn(cfg.listen_host, cfg.port)
+        binds = await nursery.start(partial(serve, asgi, local, shutdown_trigger=shutdown.wait))
+        p2p_api = _hypercorn(*cfg.p2p_api)
+        p2p_binds = await nursery.start(partial(serve, asgi, p2p_api, shutdown_trigger=shutdown.wait))
+        p2p_host, p2p_port = p2p_binds[0].removeprefix("http://").rsplit(":", 1)
+        bootstrap = list(cfg.bootstrap)
+        if cfg.pki_node_address:
+            bootstrap.append(cfg.pki_node_address)
+        node_cfg = NodeConfig(
+            server.identity,
+            listen_addrs=cfg.swarm_addrs,
+            bootstrap=tuple(bootstrap),
+            proxy_target=(p2p_host.strip("[]"), int(p2p_port)),
+            address_book_path=cfg.peergos_path / "address-book.sqlite",
+        )
         try:
-            yield binds[0]
+            async with NabuNode.open(node_cfg) as node:
+                dht_cm = (
+                    KademliaService.start(
+                        node.host, DhtConfig(mode="auto", data_dir=cfg.peergos_path / "dht")
+                    )
+                    if cfg.enable_dht
+                    else None
+                )
+                dht = await dht_cm.__aenter__() if dht_cm is not None else None
+                try:
+                    remote = getattr(server.core, "remote", None)
+                    if isinstance(remote, P2pRemotePki):
+                        if cfg.pki_node_address:
+                            # known before the bootstrap dial completes, so the first sync can dial it
+                            addr, peer = split_peer(cfg.pki_node_address)
+                            if peer is not None and addr is not None:
+                                node.host.address_book.add(peer, [addr])
+                        remote.bind(node)
+                        nursery.start_soon(periodic, _mirror_loop)
+                    if dht is not None:
+                        nursery.start_soon(dht.bootstrap)
+                    if cfg.enable_gc:
+                        nursery.start_soon(periodic, _gc_loop)
+                    swarm = [str(a) for a in node.host.addrs_with_peer_id()]
+                    yield Serving(binds[0], p2p_binds[0], swarm)
+                finally:
+                    stop_background()
+                    if isinstance(remote, P2pRemotePki):
+                        remote.unbind()
+                    if dht_cm is not None:
+                        await dht_cm.__aexit__(None, None, None)
         finally:
-            gc_scope.cancel()
+            stop_background()
             shutdown.set()
             nursery.cancel_scope.deadline = trio.current_time() + 10

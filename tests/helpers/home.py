@@ -14,6 +14,18 @@ from peergos_node.client.account import Network
 from peergos_node.client.http import HttpAccount, HttpCoreNode, HttpMutablePointers, HttpStorage, PeergosHttp
 from peergos_node.server.node import HomeServer, HomeServerConfig, open_home_server, serving_home_server
 
+LOOPBACK = (
+    "-port",
+    "0",
+    "-proxy-target",
+    "/ip4/127.0.0.1/tcp/0",
+    "-ipfs-swarm-addrs",
+    "/ip4/127.0.0.1/tcp/0",
+    "-enable-dht",
+    "false",
+)
+"""Daemon arguments that keep every listener on loopback with free ports (tests never bind 0.0.0.0)."""
+
 
 @dataclass
 class RunningHome:
@@ -29,10 +41,11 @@ class RunningHome:
 async def home_server(path: Path, *args: str) -> AsyncIterator[RunningHome]:
     """A home server on 127.0.0.1 (free port) with its data in `path`."""
     cfg = HomeServerConfig.from_args(
-        Args.parse(["-PEERGOS_PATH", str(path), "-port", "0", "-enable-gc", "false", *args], env={})
+        Args.parse(["-PEERGOS_PATH", str(path), *LOOPBACK, "-enable-gc", "false", *args], env={})
     )
     with open_home_server(cfg) as server:
-        async with serving_home_server(server) as url, httpx.AsyncClient() as client:
+        async with serving_home_server(server) as serving, httpx.AsyncClient() as client:
+            url = serving.url
             http = PeergosHttp(url, client)
             net = Network(HttpStorage(http), HttpMutablePointers(http), HttpCoreNode(http), HttpAccount(http))
             yield RunningHome(server, url, net)

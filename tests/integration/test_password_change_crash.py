@@ -20,6 +20,7 @@ from peergos_node.client.http import (
     RemoteError,
 )
 from peergos_node.server.accounts_service import CRASH_ENV
+from tests.helpers.home import LOOPBACK
 from tests.helpers.procs import peergos, run_cli, running
 
 START = r"Peergos daemon started: peer id \S+, API (http://\S+),"
@@ -47,7 +48,7 @@ async def works(net: Network, password: str) -> bool:
 @pytest.mark.parametrize(("step", "expected"), STEPS)
 async def test_password_change_crash(tmp_path: Path, step: str, expected: str) -> None:
     home = tmp_path / "home"
-    daemon = peergos("daemon", "-PEERGOS_PATH", str(home), "-port", "0", "-enable-gc", "false")
+    daemon = peergos("daemon", "-PEERGOS_PATH", str(home), *LOOPBACK, "-enable-gc", "false")
     with running(daemon, env={CRASH_ENV: step}) as proc:
         url = proc.wait_for(START).group(1)
         token = run_cli(peergos("quota", "token", "create", "-PEERGOS_PATH", str(home))).stdout.strip()

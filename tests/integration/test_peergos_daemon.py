@@ -7,6 +7,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
+from tests.helpers.home import LOOPBACK
 from tests.helpers.procs import peergos, run_cli, running
 
 START = r"Peergos daemon started: peer id (\S+), API (http://\S+),"
@@ -21,7 +22,7 @@ def post(url: str) -> bytes:
 
 def test_daemon_serves_generates_tokens_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "peergos"
-    argv = peergos("daemon", "-PEERGOS_PATH", str(home), "-port", "0", "-generate-token", "true")
+    argv = peergos("daemon", "-PEERGOS_PATH", str(home), *LOOPBACK, "-generate-token", "true")
     with running(argv) as proc:
         m = proc.wait_for(START)
         peer_id, url = m.group(1), m.group(2)
