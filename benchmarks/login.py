@@ -21,9 +21,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peergos_node.client.account import login, signup  # noqa: E402
-from peergos_node.crypto.login import derive_login_keys  # noqa: E402
-from tests.helpers.home import home_server  # noqa: E402
+from peergos_node.client.account import login, signup
+from peergos_node.crypto.login import derive_login_keys
+from tests.helpers.home import home_server
 
 
 async def main(repeat: int) -> float:
