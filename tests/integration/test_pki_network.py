@@ -4,34 +4,17 @@ replayed locally; names claimed anywhere reach the mirror; lookups are answered 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
-import trio
 
 from peergos_node.client.account import Network, login, signup
 from peergos_node.client.http import HttpAccount, HttpCoreNode, HttpMutablePointers, HttpStorage, PeergosHttp
 from tests.helpers.home import LOOPBACK
+from tests.helpers.polling import eventually
 from tests.helpers.procs import peergos, run_cli, running
 
-T = TypeVar("T")
 START = r"Peergos daemon started: peer id (\S+), API (http://\S+), p2p API \S+, swarm (\S+?),"
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], within_s: float = 60, period: float = 0.3
-) -> T:
-    """Poll `probe` until `ok(result)`; the mirror syncs periodically, so there is no event to wait on."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = await probe()
-        if ok(result):
-            return result
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await trio.sleep(period)
 
 
 def network(url: str, client: httpx.AsyncClient) -> Network:
