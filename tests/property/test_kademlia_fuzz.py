@@ -21,7 +21,8 @@ peers = st.builds(
     st.lists(st.binary(max_size=30), max_size=4).map(tuple),
     st.integers(min_value=-(1 << 31), max_value=(1 << 31) - 1),
 )
-records = st.builds(m.Record, st.binary(max_size=40), st.binary(max_size=100), st.text(max_size=30))
+# timeReceived is limited in UTF-8 bytes, not characters: 16 characters are at most 64 bytes
+records = st.builds(m.Record, st.binary(max_size=40), st.binary(max_size=100), st.text(max_size=16))
 messages = st.builds(
     m.Message,
     st.integers(min_value=-(1 << 31), max_value=(1 << 31) - 1),

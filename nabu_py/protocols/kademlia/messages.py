@@ -126,7 +126,12 @@ class Record:
     time_received: str = ""
 
     def encode(self) -> bytes:
-        """Protobuf encoding of this record."""
+        """Protobuf encoding of this record; ValueError for a field over the limits `decode` enforces,
+        so we never send what we would refuse to read."""
+        if len(self.key) > MAX_KEY_SIZE:
+            raise ValueError(f"record key of {len(self.key)} bytes exceeds {MAX_KEY_SIZE}")
+        if len(self.time_received.encode()) > MAX_TIME_RECEIVED_SIZE:
+            raise ValueError(f"record timeReceived exceeds {MAX_TIME_RECEIVED_SIZE} UTF-8 bytes")
         w = Writer()
         if self.key:
             w.write_bytes(RECORD_KEY, self.key)

@@ -95,6 +95,18 @@ def test_encode_refuses_more_than_one_mib() -> None:
         m.frame(b"x" * (m.MAX_MESSAGE_SIZE + 1))
 
 
+def test_record_encode_refuses_what_decode_would_reject() -> None:
+    # 16 four-byte characters: 64 UTF-8 bytes fit, 17 do not (the limit counts bytes, not characters)
+    ok = m.Record(b"k", b"v", "\U0001f600" * 16)
+    assert m.Record.decode(ok.encode()) == ok
+    with pytest.raises(ValueError, match="timeReceived"):
+        m.Record(b"k", b"v", "\U0001f600" * 17).encode()
+    with pytest.raises(ValueError, match="record key"):
+        m.Record(b"k" * (m.MAX_KEY_SIZE + 1), b"v").encode()
+    with pytest.raises(DecodeError):
+        m.Record.decode(pb.Writer().write_string(m.RECORD_TIME_RECEIVED, "\U0001f600" * 17).finish())
+
+
 def test_framing_round_trip_in_small_chunks() -> None:
     msgs = [m.Message(m.MessageType.FIND_NODE, key=bytes([i]) * (i * 40 + 1)) for i in range(5)]
     stream = b"".join(m.encode_framed(x) for x in msgs)
