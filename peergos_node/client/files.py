@@ -33,6 +33,7 @@ from typing import BinaryIO, Protocol
 import trio
 
 from peergos_node.client.errors import IsADirectory
+from peergos_node.client.network import task_group
 from peergos_node.client.nodes import Node, chunk_data, load_chunk, load_node, now
 from peergos_node.client.synchronizer import Snapshot, WriteBatch
 from peergos_node.crypto.hashes import sha256
@@ -232,7 +233,7 @@ class FileReader:
                 for index in range(first_index, last_index + 1):
                     await send.send(await self.fetch_chunk(index))
 
-        async with trio.open_nursery() as nursery:
+        async with task_group() as nursery:
             nursery.start_soon(produce)
             async with recv:
                 async for data in recv:

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
@@ -61,6 +62,27 @@ MAX_CACHED_BLOCK = 256 * 1024
 """Blocks larger than this (file fragments) are not cached."""
 PARALLEL_REQUESTS = 4
 """Concurrent block requests for one call (fragments of a chunk)."""
+
+
+@asynccontextmanager
+async def task_group() -> AsyncIterator[trio.Nursery]:
+    """A nursery whose failure surfaces as the first task's own exception (not an ExceptionGroup), so
+    callers can catch `StorageQuotaExceeded`, `TamperedData`, ... directly; cancellations are preferred
+    last."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        chosen = next((e for e in leaves if not isinstance(e, trio.Cancelled)), leaves[0])
+        raise chosen from None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def bat_with_id(bat: Bat | None) -> BatWithId | None:
@@ -251,7 +273,7 @@ class NetworkAccess:
         if len(wanted) == 1:
             out[0] = await self.get_block(owner, wanted[0][0], wanted[0][1])
             return out
-        async with trio.open_nursery() as nursery:
+        async with task_group() as nursery:
             for i, (cid, bat) in enumerate(wanted):
                 nursery.start_soon(one, i, cid, bat)
         return out
@@ -376,7 +398,7 @@ class NetworkAccess:
         if len(groups) == 1:
             await send(groups[0])
             return
-        async with trio.open_nursery() as nursery:
+        async with task_group() as nursery:
             for group in groups:
                 nursery.start_soon(send, group)
 
@@ -455,5 +477,6 @@ __all__ = [
     "NetworkAccess",
     "NetworkStats",
     "bat_with_id",
+    "task_group",
     "reachable_new_blocks",
 ]

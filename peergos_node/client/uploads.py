@@ -43,7 +43,7 @@ from peergos_node.cbor import (
     only_keys,
 )
 from peergos_node.cbor import field as cbor_field
-from peergos_node.client.network import NetworkAccess
+from peergos_node.client.network import NetworkAccess, task_group
 from peergos_node.client.synchronizer import Snapshot, WriteBatch, WriteSynchronizer
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -287,7 +287,7 @@ class ChunkUploader:
 
         tid = await self.net.start_transaction(self.owner)
         try:
-            async with trio.open_nursery() as nursery:
+            async with task_group() as nursery:
                 nursery.start_soon(produce)
                 async with recv:
                     index = start

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -163,6 +163,12 @@ class FileInfo:
         hidden = p.is_hidden or p.name.startswith(".")
         writable = isinstance(node.cap, WritableAbsoluteCapability) and node.signer is not None
         return cls(path, p.name, p.is_directory, p.size, p.modified, p.created, p.mime_type, hidden, writable)
+
+    @classmethod
+    def written(cls, path: str, p: FileProperties) -> FileInfo:
+        """Info about something this client has just written with properties `p`."""
+        hidden = p.is_hidden or p.name.startswith(".")
+        return cls(path, p.name, p.is_directory, p.size, p.modified, p.created, p.mime_type, hidden, True)
 
     @property
     def modified_ms(self) -> int:
@@ -595,30 +601,49 @@ class UserContext:
         secret = self.rng.random_bytes(STREAM_SECRET_BYTES)
         return FileProperties.file(name, size, modified or ts, mime, secret, created=ts)
 
-    async def _link_file(
+    async def _link_files(
         self,
         batch: WriteBatch,
         snap: Snapshot,
         parent: Node,
-        name: str,
-        link: NamedRelativeCapability,
+        links: Sequence[NamedRelativeCapability],
         overwrite: bool,
     ) -> None:
-        """Add a new file's entry to its folder, replacing (and deleting) an existing file if allowed."""
+        """Add new files' entries to their folder, replacing (and deleting) existing files if allowed."""
         p = await self._fresh(snap, parent)
-        old = await find_entry(snap, p, name)
-        if old is None:
-            await add_children(batch, snap, p, [link])
-            return
-        if not overwrite:
-            raise AlreadyExists(f"{name!r} already exists")
-        old_node = await load_node(snap, child_cap(old), p.signer)
-        if old_node is not None and old_node.is_dir:
-            raise IsADirectory(f"{name!r} is a folder")
-        await replace_child(batch, snap, p, name, link)
-        if old_node is not None and old_node.writer == batch.writer:
-            for key in await delete_keys(snap, old_node):
-                batch.remove(key)
+        existing = {e.name: e for e in await list_entries(snap, p)}
+        fresh: list[NamedRelativeCapability] = []
+        for link in links:
+            old = existing.get(link.name)
+            if old is None:
+                fresh.append(link)
+                continue
+            if not overwrite:
+                raise AlreadyExists(f"{link.name!r} already exists")
+            old_node = await load_node(snap, child_cap(old), p.signer)
+            if old_node is not None and old_node.is_dir:
+                raise IsADirectory(f"{link.name!r} is a folder")
+            await replace_child(batch, snap, p, link.name, link)
+            if old_node is not None and old_node.writer == batch.writer:
+                for key in await delete_keys(snap, old_node):
+                    batch.remove(key)
+        if fresh:
+            await add_children(batch, snap, p, fresh)
+
+    async def _store_small(
+        self, batch: WriteBatch, p: Node, props: FileProperties, data: bytes, tree: HashTree | None
+    ) -> NamedRelativeCapability:
+        """Encrypt a one-chunk file into the batch; returns its entry for the folder `p`."""
+        p_cap, _ = p.writable()
+        first = random_location(self.rng)
+        base_key, data_key, write_key = (SymmetricKey.random(self.rng) for _ in range(3))
+        enc = FileEncryptor(base_key, data_key, props, first, parent_link_for(p), tree, p.node.mirror_bat_id)
+        located = await trio.to_thread.run_sync(enc.encrypt_chunk, 0, data, self.rng, first)
+        batch.put_node(first.map_key, located.node, located.fragments)
+        cap = WritableAbsoluteCapability(
+            p_cap.owner, p_cap.writer, first.map_key, first.bat, base_key, write_key
+        )
+        return entry_for(p_cap, cap, props, self.rng)
 
     async def _upload_small(
         self,
@@ -634,26 +659,60 @@ class UserContext:
         props = self._new_props(name, content.size, mime, modified)
         _, signer = parent.writable()
 
-        async def op(batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot) -> FileProperties:
+        async def op(batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot) -> None:
             p = await self._fresh(snap, parent)
-            p_cap, _ = p.writable()
             batch = batches[p.writer]
-            first = random_location(self.rng)
-            base_key, data_key, write_key = (SymmetricKey.random(self.rng) for _ in range(3))
-            enc = FileEncryptor(
-                base_key, data_key, props, first, parent_link_for(p), content.tree, p.node.mirror_bat_id
-            )
-            located = await trio.to_thread.run_sync(enc.encrypt_chunk, 0, data, self.rng, first)
-            batch.put_node(first.map_key, located.node, located.fragments)
-            cap = WritableAbsoluteCapability(
-                p_cap.owner, p_cap.writer, first.map_key, first.bat, base_key, write_key
-            )
-            await self._link_file(batch, snap, p, name, entry_for(p_cap, cap, props, self.rng), overwrite)
-            return props
+            link = await self._store_small(batch, p, props, data, content.tree)
+            await self._link_files(batch, snap, p, [link], overwrite)
 
-        written = await self._write(parent.owner, [signer], op)
-        return FileInfo(full, name, False, written.size, written.modified, written.created, mime,
-                        name.startswith("."), True)  # fmt: skip
+        await self._write(parent.owner, [signer], op)
+        return FileInfo.written(full, props)
+
+    async def upload_files(
+        self,
+        folder: str,
+        files: Mapping[str, Source] | Sequence[tuple[str, Source]],
+        *,
+        overwrite: bool = False,
+    ) -> list[FileInfo]:
+        """Upload several files into one folder. Files of at most one chunk (5 MiB) are stored with a
+        single commit (all of them are read into memory first); bigger ones are uploaded one by one."""
+        full = self.normalize(folder)
+        items = list(files.items()) if isinstance(files, Mapping) else list(files)
+        names = [n for n, _ in items]
+        for n in names:
+            check_name(n)
+        if len(set(names)) != len(names):
+            raise AlreadyExists("the same name is given twice")
+        small: list[tuple[FileProperties, bytes, HashTree]] = []
+        out: list[FileInfo] = []
+        for name, data in items:
+            source = open_source(data)
+            try:
+                if source.size > CHUNK_SIZE:
+                    out.append(
+                        await self._upload_source(_join(full, name), source, overwrite, None, None, None)
+                    )
+                    continue
+                body = await trio.to_thread.run_sync(source.read_at, 0, source.size)
+            finally:
+                source.close()
+            mime = guess_mime_type(name, body[:HEAD_BYTES])
+            small.append((self._new_props(name, len(body), mime, None), body, HashTree.of_data(body)))
+        if not small:
+            return out
+        parent = await self._dir(Snapshot(self.net), full)
+        _, signer = parent.writable()
+
+        async def op(batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot) -> None:
+            p = await self._fresh(snap, parent)
+            batch = batches[p.writer]
+            links = [await self._store_small(batch, p, props, body, tree) for props, body, tree in small]
+            await self._link_files(batch, snap, p, links, overwrite)
+
+        await self._write(parent.owner, [signer], op)
+        out.extend(FileInfo.written(_join(full, props.name), props) for props, _, _ in small)
+        return out
 
     async def _transactions_dir(self, snap: Snapshot) -> Node:
         """`/<user>/.transactions`, created if an older account lacks it."""
@@ -808,12 +867,11 @@ class UserContext:
             p = await self._fresh(s, parent)
             p_cap, _ = p.writable()
             link = entry_for(p_cap, final_record.write_cap(), props, self.rng)
-            await self._link_file(batches[p.writer], s, p, name, link, overwrite)
+            await self._link_files(batches[p.writer], s, p, [link], overwrite)
             await self._finish_record_removal(batches, s, folder, final_record)
 
         await self._write(parent.owner, [signer, folder_signer], op)
-        return FileInfo(full, name, False, props.size, props.modified, props.created, props.mime_type,
-                        name.startswith("."), True)  # fmt: skip
+        return FileInfo.written(full, props)
 
     async def _drop_record_entry(self, folder: Node, entry_name: str) -> None:
         _, signer = folder.writable()
