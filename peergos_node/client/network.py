@@ -140,6 +140,11 @@ class BlockCache:
             _, old = self._blocks.popitem(last=False)
             self._size -= len(old)
 
+    def clear(self) -> None:
+        """Forget every block."""
+        self._blocks.clear()
+        self._size = 0
+
     def __contains__(self, cid: object) -> bool:
         return cid in self._blocks
 
@@ -182,6 +187,11 @@ class NetworkAccess:
         self.stats = NetworkStats()
         self._seen: dict[PublicKeyHash, tuple[int | None, Cid | None]] = {}
         self._limit = trio.CapacityLimiter(PARALLEL_REQUESTS)
+
+    def clear_caches(self) -> None:
+        """Drop cached blocks and decoded nodes (pointer sequences seen are kept: they guard rollbacks)."""
+        self.cache.clear()
+        self.node_cache.clear()
 
     # ---- pointers and WriterData -----------------------------------------------------------------
     def note_pointer(self, writer: PublicKeyHash, update: PointerUpdate) -> None:
