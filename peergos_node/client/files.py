@@ -32,9 +32,17 @@ from typing import BinaryIO, Protocol
 
 import trio
 
-from peergos_node.client.errors import IsADirectory
+from peergos_node.client.errors import IsADirectory, TamperedData
 from peergos_node.client.network import task_group
-from peergos_node.client.nodes import Node, chunk_data, load_chunk, load_node, now
+from peergos_node.client.nodes import (
+    Node,
+    chunk_data,
+    decrypt_chunk,
+    load_chunk,
+    load_node,
+    now,
+    payload_blocks,
+)
 from peergos_node.client.synchronizer import Snapshot, WriteBatch
 from peergos_node.crypto.hashes import sha256
 from peergos_node.cryptree.builders import FileEncryptor
@@ -194,13 +202,23 @@ class FileReader:
             self._loc_index += 1
         return self._loc
 
-    async def fetch_chunk(self, index: int) -> bytes:
-        """The decrypted bytes of chunk `index` (without changing the position)."""
+    async def _fetch(self, index: int) -> tuple[Node, list[bytes]]:
+        """Chunk `index`'s node and fragment blocks (verified, still encrypted)."""
         node = await load_chunk(self._snap, self._first, await self._location(index))
         self.chunks_fetched += 1
-        data = await chunk_data(self._snap, node)
+        return node, await payload_blocks(self._snap, node)
+
+    async def _open(self, index: int, node: Node, blocks: list[bytes]) -> bytes:
+        data = await decrypt_chunk(node, blocks)
         expected = min(CHUNK_SIZE, self.size - index * CHUNK_SIZE)
-        return data[:expected] if len(data) >= expected else data + bytes(expected - len(data))
+        if len(data) < expected:
+            raise TamperedData(f"chunk {index} of {self._first.name!r} holds less data than the file's size")
+        return data[:expected] if len(data) > expected else data
+
+    async def fetch_chunk(self, index: int) -> bytes:
+        """The decrypted bytes of chunk `index` (without changing the position)."""
+        node, blocks = await self._fetch(index)
+        return await self._open(index, node, blocks)
 
     async def read(self, n: int = -1) -> bytes:
         """Up to `n` bytes from the current position (all that is left when `n` < 0)."""
@@ -220,23 +238,31 @@ class FileReader:
         return b"".join(parts)
 
     async def stream(self, write: Callable[[bytes], Awaitable[None]]) -> int:
-        """Pass the rest of the file to `write` one chunk at a time, fetching the next chunk while the
-        current one is written; returns the number of bytes written."""
+        """Pass the rest of the file to `write` one chunk at a time; the next chunk is fetched and the one
+        after decrypted while the current one is written. Returns the number of bytes written."""
         first_index = self._pos // CHUNK_SIZE
         last_index = (self.size - 1) // CHUNK_SIZE if self.size else -1
         skip = self._pos - first_index * CHUNK_SIZE
         written = 0
-        send, recv = trio.open_memory_channel[bytes](1)
+        fetched_send, fetched_recv = trio.open_memory_channel[tuple[int, Node, list[bytes]]](1)
+        opened_send, opened_recv = trio.open_memory_channel[bytes](1)
 
-        async def produce() -> None:
-            async with send:
+        async def fetch() -> None:  # stage 1: lookups and fragments of the next chunk
+            async with fetched_send:
                 for index in range(first_index, last_index + 1):
-                    await send.send(await self.fetch_chunk(index))
+                    node, blocks = await self._fetch(index)
+                    await fetched_send.send((index, node, blocks))
+
+        async def decrypt() -> None:  # stage 2: decryption in a worker thread
+            async with fetched_recv, opened_send:
+                async for index, node, blocks in fetched_recv:
+                    await opened_send.send(await self._open(index, node, blocks))
 
         async with task_group() as nursery:
-            nursery.start_soon(produce)
-            async with recv:
-                async for data in recv:
+            nursery.start_soon(fetch)
+            nursery.start_soon(decrypt)
+            async with opened_recv:
+                async for data in opened_recv:
                     if skip:
                         data, skip = data[skip:], 0
                     await write(data)

@@ -379,11 +379,14 @@ class NetworkAccess:
         tid: str,
         blocks: Sequence[bytes],
         raw: bool,
+        cids: Sequence[Cid] | None = None,
     ) -> None:
-        """Sign and upload blocks, grouped into requests of at most 1 MiB + 100 bytes."""
-        groups: list[list[bytes]] = []
+        """Sign and upload blocks, grouped into requests of at most 1 MiB + 100 bytes (`cids`, when the
+        caller has them, spare hashing each block again for its signature)."""
+        digests = [c.digest for c in cids] if cids is not None else [None] * len(blocks)
+        groups: list[list[tuple[bytes, bytes | None]]] = []
         size = 0
-        for block in blocks:
+        for block, digest in zip(blocks, digests, strict=True):
             if len(block) > MAX_REQUEST_BYTES:
                 raise ValueError(f"a block of {len(block)} bytes exceeds the 1 MiB block limit")
             if (
@@ -393,15 +396,17 @@ class NetworkAccess:
             ):
                 groups.append([])
                 size = 0
-            groups[-1].append(block)
+            groups[-1].append((block, digest))
             size += len(block)
 
-        async def send(group: list[bytes]) -> None:
-            sigs = [signer.secret.sign(hashlib.sha256(b).digest()) for b in group]
+        async def send(group: list[tuple[bytes, bytes | None]]) -> None:
+            sigs = [signer.secret.sign(d if d is not None else hashlib.sha256(b).digest()) for b, d in group]
             async with self._limit:
                 self.stats.block_puts += 1
                 try:
-                    await self.net.storage.put_blocks(owner, signer.public_key_hash, sigs, group, tid, raw)
+                    await self.net.storage.put_blocks(
+                        owner, signer.public_key_hash, sigs, [b for b, _ in group], tid, raw
+                    )
                 except RemoteQuotaExceeded as e:
                     raise StorageQuotaExceeded(e.message) from None
 

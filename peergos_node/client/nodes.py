@@ -409,7 +409,11 @@ async def load_chunk(snap: Snapshot, first: Node, location: ChunkLocation) -> No
 
 async def chunk_data(snap: Snapshot, chunk: Node) -> bytes:
     """The decrypted bytes of a file chunk (fragments fetched with their BATs, decrypted off-thread)."""
-    blocks = await payload_blocks(snap, chunk)
+    return await decrypt_chunk(chunk, await payload_blocks(snap, chunk))
+
+
+async def decrypt_chunk(chunk: Node, blocks: list[bytes]) -> bytes:
+    """Decrypt a file chunk from its fragment blocks (in a worker thread when it has any)."""
     try:
         if blocks:
             return await trio.to_thread.run_sync(chunk.read.data, blocks)
@@ -512,6 +516,7 @@ __all__ = [
     "chunk_children",
     "chunk_count",
     "chunk_data",
+    "decrypt_chunk",
     "data_chunk_range",
     "delete_keys",
     "dir_chunks",

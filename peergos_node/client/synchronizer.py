@@ -354,9 +354,13 @@ class WriteSynchronizer:
         raw_new = [c for c in raw_cids if c not in batch.uploaded]
         dag_new = [c for c in dag_cids if c not in batch.uploaded]
         if raw_new:
-            await self.net.put_blocks(batch.owner, batch.signer, tid, [batch.raw[c] for c in raw_new], True)
+            await self.net.put_blocks(
+                batch.owner, batch.signer, tid, [batch.raw[c] for c in raw_new], True, raw_new
+            )
         if dag_new:
-            await self.net.put_blocks(batch.owner, batch.signer, tid, [batch.dag[c] for c in dag_new], False)
+            await self.net.put_blocks(
+                batch.owner, batch.signer, tid, [batch.dag[c] for c in dag_new], False, dag_new
+            )
         batch.uploaded.update(raw_new)
         batch.uploaded.update(dag_new)
         for c in dag_new:

@@ -19,8 +19,9 @@ the record says where they are. A later session (any device) finds the first mis
 itself (`cleanup`), after which the server's usage no longer counts them and GC frees their blocks. The
 final commit links the file into its directory and removes the record atomically.
 
-The pipeline reads and encrypts chunk i+1 in a worker thread while chunk i's fragments are uploaded and
-committed, so at most three chunks are in memory whatever the file size.
+The pipeline has three stages — read and encrypt (worker thread), upload fragments, commit the chunk
+node — so chunk i+2 is encrypted while chunk i+1's fragments are sent and chunk i is committed; at most
+three chunks are in memory whatever the file size. Progress is reported after each commit.
 """
 
 from __future__ import annotations
@@ -282,19 +283,42 @@ class ChunkUploader:
                     here = loc
                     located = await trio.to_thread.run_sync(enc.encrypt_chunk, index, data, rng, here)
                     del data
-                    await send.send(located)
+                    try:
+                        await send.send(located)
+                    except trio.BrokenResourceError:  # the upload stage stopped after a failure
+                        return
                     loc = next_chunk_location(enc.stream_secret, loc)
+
+        uploaded_send, uploaded_recv = trio.open_memory_channel[LocatedNode](1)
+
+        failure: list[Exception] = []
+
+        async def upload() -> None:  # stage 2: fragments, inside the upload's own server transaction
+            async with recv, uploaded_send:
+                async for located in recv:
+                    frags = located.fragments
+                    try:
+                        await self.net.put_blocks(
+                            self.owner,
+                            self.signer,
+                            tid,
+                            [f.block for f in frags],
+                            True,
+                            [f.cid for f in frags],
+                        )
+                    except Exception as e:  # e.g. over quota: commit what is stored, then report it
+                        failure.append(e)
+                        return
+                    await uploaded_send.send(LocatedNode(located.location, located.node))
 
         tid = await self.net.start_transaction(self.owner)
         try:
             async with task_group() as nursery:
                 nursery.start_soon(produce)
-                async with recv:
+                nursery.start_soon(upload)
+                async with uploaded_recv:  # stage 3: commit each chunk into the tree, in order
                     index = start
-                    async for located in recv:
-                        await self.net.put_blocks(
-                            self.owner, self.signer, tid, [f.block for f in located.fragments], True
-                        )
+                    async for located in uploaded_recv:
 
                         async def commit(
                             batch: WriteBatch, _snap: Snapshot, node: LocatedNode = located
@@ -308,6 +332,8 @@ class ChunkUploader:
                             await progress(UploadProgress(path, done, enc.properties.size, index, total))
         finally:
             await self.net.close_transaction(self.owner, tid)
+        if failure:
+            raise failure[0]
 
 
 __all__ = [
