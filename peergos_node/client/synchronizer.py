@@ -136,7 +136,10 @@ class WriteBatch:
         for key, bat in keys:
             if key in self.touched:
                 value = self.touched[key]
-                out[key] = Lookup(value, None if value is None else self.dag.get(value))
+                block = None if value is None else self.dag.get(value)
+                if value is not None and block is None and bat is not None:  # stored beforehand
+                    block = await self.net.get_block(self.owner, value, bat)
+                out[key] = Lookup(value, block)
             else:
                 rest.append((key, bat))
         if rest:

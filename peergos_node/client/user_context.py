@@ -363,6 +363,8 @@ class UserContext:
 
     def _parts(self, path: str) -> list[str]:
         parts = [p for p in self.normalize(path).split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise IllegalName(f"paths cannot contain '.' or '..': {path[:200]!r}")
         if not parts:
             raise PathNotFound("/ is not a folder of any user; paths start with /<username>")
         return parts

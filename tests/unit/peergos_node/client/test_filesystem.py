@@ -5,10 +5,15 @@ and big folders."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
 
+from peergos_node.accounts.mfa import MultiFactorAuthRequest, MultiFactorAuthResponse
+from peergos_node.accounts.time_limited import login_path, sign_request
+from peergos_node.accounts.totp import totp
+from peergos_node.client.account import LoginFailed
 from peergos_node.client.errors import (
     AlreadyExists,
     IllegalName,
@@ -17,8 +22,10 @@ from peergos_node.client.errors import (
     NotADirectory,
     PathNotFound,
 )
+from peergos_node.client.uploads import transaction_name
 from peergos_node.client.user_context import SYSTEM_DIRS, UserContext
 from peergos_node.cryptree.chunks import MAX_CHILD_LINKS_PER_CHUNK
+from peergos_node.cryptree.properties import CHUNK_SIZE
 from tests.helpers.fs import PASSWORD, fs_user
 
 
@@ -235,3 +242,71 @@ async def test_folder_with_more_than_500_children(tmp_path: Path) -> None:
         assert len(names) == n and "renamed" in names and "n0003" not in names and "n0515" not in names
         await ctx.delete("/alice/many")
         assert await ctx.ls("/alice") == []
+
+
+class _Pipe(io.RawIOBase):
+    """A readable, non-seekable stream."""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+
+async def test_bad_input_gets_clear_errors_and_loses_nothing(tmp_path: Path) -> None:
+    async with fs_user(tmp_path) as u:
+        ctx = u.ctx
+        await ctx.mkdir("/alice/d")
+        await ctx.upload("/alice/d/keep", b"keep")
+        for bad in ("/alice/../bob", "/alice/d/./keep", "d/../d"):
+            with pytest.raises(IllegalName):
+                await ctx.stat(bad)
+        with pytest.raises(IllegalName):
+            await ctx.mkdir("/alice/d/..")
+        with pytest.raises(ValueError, match="seekable"):
+            await ctx.upload("/alice/d/pipe", _Pipe())  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await ctx.write_at("/alice/d/keep", -1, b"x")
+        with pytest.raises(ValueError):
+            await ctx.truncate("/alice/d/keep", -5)
+        with pytest.raises(NotADirectory):
+            await ctx.upload("/alice/d/keep/x", b"x")
+        with pytest.raises(PathNotFound):
+            await ctx.rename("/alice/d/nothing", "x")
+        with pytest.raises(PathNotFound):
+            await ctx.move("/alice/d/keep", "/alice/none")
+        assert [i.name for i in await ctx.ls("/alice/d")] == ["keep"]
+        assert await ctx.read("/alice/d/keep") == b"keep"
+
+        # names beyond ASCII are fine
+        await ctx.upload("/alice/d/ünïcødé ✓.txt", b"u")
+        assert await ctx.read("/alice/d/ünïcødé ✓.txt") == b"u"
+
+        # an unreadable upload record neither breaks listing pending uploads nor blocks the path
+        await ctx.upload(f"/alice/.transactions/{transaction_name('/alice/d/big')}", b"\xa1garbage")
+        assert await ctx.pending_uploads() == []
+        big = bytes(CHUNK_SIZE + 10)
+        await ctx.upload("/alice/d/big", big)
+        assert (await ctx.stat("/alice/d/big")).size == len(big)
+        assert await ctx.ls("/alice/.transactions", include_hidden=True) == []
+
+
+async def test_login_with_a_second_factor(tmp_path: Path) -> None:
+    async with fs_user(tmp_path) as u:
+        net, s = u.home.net, u.ctx.session
+        now = int(time.time() * 1000)
+        key = await net.account.add_totp("alice", sign_request(s.identity.secret, login_path("addTotp"), now))
+        auth = sign_request(s.identity.secret, login_path("enableTotp"), now)
+        assert await net.account.enable_totp("alice", key.credential_id, totp(key.key, now), auth)
+        asked: list[MultiFactorAuthRequest] = []
+
+        async def answer(req: MultiFactorAuthRequest) -> MultiFactorAuthResponse:
+            asked.append(req)
+            return MultiFactorAuthResponse(key.credential_id, totp(key.key, int(time.time() * 1000)))
+
+        with pytest.raises(LoginFailed, match="second factor"):
+            await UserContext.login(u.home.url, "alice", PASSWORD)
+        async with await UserContext.login(u.home.url, "alice", PASSWORD, mfa=answer) as ctx:
+            assert len(asked) == 1
+            assert [i.name for i in await ctx.ls("/alice", include_hidden=True)] == sorted(SYSTEM_DIRS)
