@@ -33,7 +33,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -171,7 +171,6 @@ class NetworkStats:
     block_puts: int = 0
     pointer_commits: int = 0
     merges: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class NetworkAccess:
@@ -199,11 +198,6 @@ class NetworkAccess:
         current = self._seen.get(writer)
         if current is None or current[0] is None or (update.sequence or 0) >= current[0]:
             self._seen[writer] = (update.sequence, update.updated)
-
-    def highest_seen(self, writer: PublicKeyHash) -> int | None:
-        """The highest pointer sequence seen for a writer (None if never seen)."""
-        seen = self._seen.get(writer)
-        return None if seen is None else seen[0]
 
     def _check_rollback(self, writer: PublicKeyHash, update: PointerUpdate | None) -> None:
         seen = self._seen.get(writer)

@@ -48,7 +48,7 @@ from peergos_node.cryptree.builders import create_overflow_chunk, random_locatio
 from peergos_node.cryptree.capabilities import AbsoluteCapability, WritableAbsoluteCapability
 from peergos_node.cryptree.chunks import MAX_CHILD_LINKS_PER_CHUNK, ChunkLocation, next_chunk_location
 from peergos_node.cryptree.node import CryptreeNode, ReadNode, create_dir
-from peergos_node.cryptree.properties import CHUNK_SIZE, FileProperties, Timestamp, chunk_count
+from peergos_node.cryptree.properties import FileProperties, Timestamp
 from peergos_node.cryptree.relative import NamedRelativeCapability, RelativeCapability
 from peergos_node.errors import BadCiphertext
 
@@ -163,16 +163,6 @@ async def load_node(
 ) -> Node | None:
     """The node at a capability, or None if its location is empty."""
     return (await load_nodes(snap, [cap], parent_signer))[0]
-
-
-async def require_node(
-    snap: Snapshot, cap: AbsoluteCapability, parent_signer: SigningPrivateKeyAndPublicHash | None, what: str
-) -> Node:
-    """The node at a capability, or PathNotFound naming `what`."""
-    node = await load_node(snap, cap, parent_signer)
-    if node is None:
-        raise PathNotFound(f"{what} no longer exists")
-    return node
 
 
 async def payload_blocks(snap: Snapshot, node: Node) -> list[bytes]:
@@ -501,23 +491,14 @@ async def delete_keys(snap: Snapshot, root: Node) -> list[bytes]:
     return keys
 
 
-def data_chunk_range(offset: int, length: int) -> range:
-    """Indices of the chunks covering [offset, offset + length)."""
-    if length <= 0:
-        return range(0)
-    return range(offset // CHUNK_SIZE, (offset + length - 1) // CHUNK_SIZE + 1)
-
-
 __all__ = [
     "DirEntry",
     "Node",
     "add_children",
     "child_cap",
     "chunk_children",
-    "chunk_count",
     "chunk_data",
     "decrypt_chunk",
-    "data_chunk_range",
     "delete_keys",
     "dir_chunks",
     "entry_for",
@@ -534,5 +515,4 @@ __all__ = [
     "present_locations",
     "remove_child",
     "replace_child",
-    "require_node",
 ]

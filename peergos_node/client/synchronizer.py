@@ -80,6 +80,12 @@ class DirHint:
     rbase_key: SymmetricKey
 
 
+def fragment_refs(node: CryptreeNode) -> list[tuple[Cid, Bat | None]]:
+    """Each fragment of a node's payload with the BAT that reads it (None for legacy public fragments)."""
+    bats = node.payload.bats
+    return [(cid, bats[i].bat if bats else None) for i, cid in enumerate(node.fragments)]
+
+
 class _BatchStore:
     """CHAMP block store of a batch: its own new blocks first, then the verified cache."""
 
@@ -151,14 +157,13 @@ class WriteBatch:
 
     async def fragment_blocks(self, node: CryptreeNode) -> list[bytes]:
         """The fragment blocks of a node, from this batch or the server (with their BATs)."""
-        bats = node.payload.bats
         out: list[bytes] = []
         wanted: list[tuple[int, Cid, Bat | None]] = []
-        for i, cid in enumerate(node.fragments):
+        for i, (cid, bat) in enumerate(fragment_refs(node)):
             data = self.raw.get(cid)
             out.append(data if data is not None else b"")
             if data is None:
-                wanted.append((i, cid, bats[i].bat if bats else None))
+                wanted.append((i, cid, bat))
         if wanted:
             got = await self.net.get_blocks(self.owner, [(c, b) for _, c, b in wanted])
             for (i, _, _), data in zip(wanted, got, strict=True):
@@ -212,10 +217,6 @@ class Snapshot:
         self._batches[batch.writer] = batch
         self._states[batch.writer] = batch.base
 
-    def batch(self, writer: PublicKeyHash) -> WriteBatch | None:
-        """The write batch for a writer, if this operation holds one."""
-        return self._batches.get(writer)
-
     async def state(self, owner: PublicKeyHash, writer: PublicKeyHash) -> CommittedWriterData:
         """The writer's committed state (fetched on first use)."""
         st = self._states.get(writer)
@@ -243,10 +244,7 @@ class Snapshot:
         batch = self._batches.get(writer)
         if batch is not None:
             return await batch.fragment_blocks(node)
-        bats = node.payload.bats
-        return await self.net.get_blocks(
-            owner, [(c, bats[i].bat if bats else None) for i, c in enumerate(node.fragments)]
-        )
+        return await self.net.get_blocks(owner, fragment_refs(node))
 
 
 BeforeCommit = Callable[[PublicKeyHash, PublicKeyHash], Awaitable[None]]
