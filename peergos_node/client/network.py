@@ -199,8 +199,12 @@ class NetworkAccess:
         if current is None or current[0] is None or (update.sequence or 0) >= current[0]:
             self._seen[writer] = (update.sequence, update.updated)
 
-    def _check_rollback(self, writer: PublicKeyHash, update: PointerUpdate | None) -> None:
-        seen = self._seen.get(writer)
+    @staticmethod
+    def _check_rollback(
+        writer: PublicKeyHash, seen: tuple[int | None, Cid | None] | None, update: PointerUpdate | None
+    ) -> None:
+        """Refuse an answer older than `seen`, the state known before the request was sent (a later
+        commit of our own may overtake a request in flight, so the check cannot use the newest state)."""
         if seen is None:
             return
         seen_seq, seen_target = seen
@@ -216,15 +220,16 @@ class NetworkAccess:
 
     async def get_pointer(self, owner: PublicKeyHash, writer: PublicKeyHash) -> PointerUpdate | None:
         """The writer's current pointer update, signature verified and checked against rollback."""
+        seen = self._seen.get(writer)
         signed = await self.net.pointers.get_pointer(owner, writer)
         if signed is None:
-            self._check_rollback(writer, None)
+            self._check_rollback(writer, seen, None)
             return None
         try:
             update = verify_signed_pointer(writer, signed)
         except (BadSignature, DecodeError, ValueError) as e:
             raise TamperedData(f"pointer of writer {writer} does not verify: {e}") from None
-        self._check_rollback(writer, update)
+        self._check_rollback(writer, seen, update)
         self.note_pointer(writer, update)
         return update
 

@@ -121,13 +121,25 @@ async def test_racing_sessions_and_one_session_running_writes_at_once(tmp_path: 
             assert names == sorted([f"a{i}" for i in range(6)] + [f"b{i}" for i in range(6)])
             assert await a.read("/alice/race/b5") == b"b" * 6
 
-        # one session's own concurrent writes are serialised per writer: no merge needed
+        # one session's own concurrent writes are serialised per writer: no merge needed; reads running
+        # meanwhile never mistake a commit of our own overtaking their request for a rollback
         merges = a.net.stats.merges
-        async with trio.open_nursery() as nursery:
-            for i in range(8):
-                nursery.start_soon(a.mkdir, f"/alice/race/d{i}")
+        listings: list[int] = []
+
+        async def keep_listing(done: trio.Event) -> None:
+            while not done.is_set():
+                listings.append(len(await a.ls("/alice/race")))
+
+        done = trio.Event()
+        async with trio.open_nursery() as readers:
+            readers.start_soon(keep_listing, done)
+            async with trio.open_nursery() as nursery:
+                for i in range(8):
+                    nursery.start_soon(a.mkdir, f"/alice/race/d{i}")
+            done.set()
         assert a.net.stats.merges == merges
         assert len(await a.ls("/alice/race")) == 12 + 8
+        assert listings and listings == sorted(listings)
 
 
 def _link(name: str, key: int) -> NamedRelativeCapability:
