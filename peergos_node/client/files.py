@@ -84,7 +84,7 @@ class BytesSource:
         return bytes(self._view[offset : offset + n])
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 class FileSource:
@@ -125,7 +125,7 @@ class ZeroSource:
         return bytes(max(0, min(n, self._size - offset)))
 
     def close(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 def open_source(data: Source) -> DataSource:

@@ -308,6 +308,20 @@ async def remove_child(batch: WriteBatch, snap: Snapshot, first: Node, name: str
     raise PathNotFound(f"no child named {name!r}")
 
 
+async def remove_and_delete(
+    batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot, folder: Node, name: str
+) -> DirEntry:
+    """Unlink `name` from a folder and remove every chunk of what it named from the tree (subtrees of
+    writers this write holds no batch for are only unlinked)."""
+    removed = await remove_child(batches[folder.writer], snap, folder, name)
+    node = await load_node(snap, child_cap(removed), folder.signer)
+    if node is not None and node.writer in batches:
+        batch = batches[node.writer]
+        for key in await delete_keys(snap, node):
+            batch.remove(key)
+    return removed
+
+
 async def replace_child(
     batch: WriteBatch, snap: Snapshot, first: Node, name: str, new: NamedRelativeCapability
 ) -> None:
@@ -513,6 +527,7 @@ __all__ = [
     "now",
     "parent_link_for",
     "present_locations",
+    "remove_and_delete",
     "remove_child",
     "replace_child",
 ]

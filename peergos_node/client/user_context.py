@@ -91,6 +91,7 @@ from peergos_node.client.nodes import (
     now,
     parent_link_for,
     present_locations,
+    remove_and_delete,
     remove_child,
     replace_child,
 )
@@ -767,22 +768,12 @@ class UserContext:
         await self._upload_small(path, parent, record.name, content, False, "application/cbor", None)
 
     async def _finish_record_removal(
-        self,
-        batches: dict[PublicKeyHash, WriteBatch],
-        snap: Snapshot,
-        folder: Node,
-        record: FileUploadTransaction,
+        self, batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot, folder: Node, name: str
     ) -> None:
-        """Remove a record's file from the transactions folder (inside a write)."""
+        """Remove a record's file from the transactions folder, if there (inside a write)."""
         f = await self._fresh(snap, folder)
-        entry = await find_entry(snap, f, record.name)
-        if entry is None:
-            return
-        removed = await remove_child(batches[f.writer], snap, f, record.name)
-        node = await load_node(snap, child_cap(removed), f.signer)
-        if node is not None:
-            for key in await delete_keys(snap, node):
-                batches[f.writer].remove(key)
+        if await find_entry(snap, f, name) is not None:
+            await remove_and_delete(batches, snap, f, name)
 
     async def _cleanup(self, record: FileUploadTransaction) -> None:
         """Delete every chunk a pending upload may have stored, and its record."""
@@ -794,7 +785,7 @@ class UserContext:
             chunks = batches[record.writer.public_key_hash]
             for loc in record.locations():
                 chunks.remove(loc.map_key)
-            await self._finish_record_removal(batches, s, folder, record)
+            await self._finish_record_removal(batches, s, folder, record.name)
 
         await self._write(record.owner, [record.writer, folder_signer], op)
 
@@ -870,7 +861,7 @@ class UserContext:
             p_cap, _ = p.writable()
             link = entry_for(p_cap, final_record.write_cap(), props, self.rng)
             await self._link_files(batches[p.writer], s, p, [link], overwrite)
-            await self._finish_record_removal(batches, s, folder, final_record)
+            await self._finish_record_removal(batches, s, folder, final_record.name)
 
         await self._write(parent.owner, [signer, folder_signer], op)
         return FileInfo.written(full, props)
@@ -879,12 +870,7 @@ class UserContext:
         _, signer = folder.writable()
 
         async def op(batches: dict[PublicKeyHash, WriteBatch], s: Snapshot) -> None:
-            f = await self._fresh(s, folder)
-            removed = await remove_child(batches[f.writer], s, f, entry_name)
-            node = await load_node(s, child_cap(removed), f.signer)
-            if node is not None:
-                for key in await delete_keys(s, node):
-                    batches[f.writer].remove(key)
+            await self._finish_record_removal(batches, s, folder, entry_name)
 
         await self._write(folder.owner, [signer], op)
 
@@ -1133,13 +1119,7 @@ class UserContext:
             signers.append(node.signer)
 
         async def op(batches: dict[PublicKeyHash, WriteBatch], snap: Snapshot) -> None:
-            p = await self._fresh(snap, parent)
-            removed = await remove_child(batches[p.writer], snap, p, name)
-            n = await load_node(snap, child_cap(removed), p.signer)
-            if n is not None and n.writer in batches:
-                batch = batches[n.writer]
-                for key in await delete_keys(snap, n):
-                    batch.remove(key)
+            await remove_and_delete(batches, snap, await self._fresh(snap, parent), name)
 
         await self._write(parent.owner, signers, op)
 

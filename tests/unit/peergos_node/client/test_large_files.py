@@ -23,7 +23,7 @@ def data_of(size: int, seed: int) -> bytes:
 
 
 class Interrupt(Exception):
-    pass
+    """Raised by a progress callback to stop an upload part way."""
 
 
 def stop_after(chunks: int, seen: list[UploadProgress]):  # type: ignore[no-untyped-def]
