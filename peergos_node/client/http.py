@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -81,6 +81,35 @@ def _maybe_cid(text: str) -> Cid | None:
         return None
 
 
+class _OneShotBody(httpx.AsyncByteStream):
+    """A request body sent as one chunk.
+
+    httpx wraps `bytes` in an async *generator*; when a request is cancelled mid-send (a sibling upload
+    failed, say) that generator is collected unfinished and trio reports it. A plain iterator has no such
+    state, so cancelling a request leaves nothing behind.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._data)
+
+
+class _Once:
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
+
+
 @dataclass
 class PeergosHttp:
     """POSTs to one server (a base URL such as http://127.0.0.1:8000)."""
@@ -93,7 +122,9 @@ class PeergosHttp:
         query = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         try:
-            resp = await self.client.post(url, content=body, timeout=DEFAULT_TIMEOUT)
+            request = self.client.build_request("POST", url, content=body, timeout=DEFAULT_TIMEOUT)
+            request.stream = _OneShotBody(body)
+            resp = await self.client.send(request)
         except httpx.HTTPError as e:
             raise RemoteError(0, f"cannot reach {self.base_url}: {type(e).__name__}: {e}") from None
         if resp.status_code == 200:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -234,6 +234,10 @@ class ApiApp:
             return await endpoint.handler(call)
         except HttpError as e:
             return error_response(e.message, e.status)
+        except ClientDisconnect:
+            # the client went away mid-body (it cancelled the request); nothing was stored, nobody to answer
+            log.debug("%s: client disconnected during %s", self.name, path)
+            return Response(b"", status_code=400)
         except (PeergosError, NabuError, ValueError) as e:
             return error_response(str(e) or type(e).__name__)
         except Exception as e:
