@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vectors": ("peergos_node.cli.vectors", "check reference test vectors: vectors check DIR"),
 }
 
+HELP_FLAGS = ("-h", "-help", "--help")
+
 
 def _usage() -> str:
     width = max(len(c) for c in COMMANDS)
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, _, func = entry[0].partition(":")
     module = importlib.import_module(module_name)
+    if any(a in HELP_FLAGS for a in args[1:]):
+        # a sub-command's help is its module docstring (never start a server because of `--help`)
+        print((module.__doc__ or entry[1]).strip())
+        return 0
     code: int = getattr(module, func or "run")(args[1:])
     return code
 
