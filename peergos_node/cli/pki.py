@@ -20,7 +20,7 @@ import sys
 from peergos_node.cli import daemon
 from peergos_node.cli.args import Args, ArgsError
 from peergos_node.server.db import DatabaseError
-from peergos_node.server.node import PKI_KEYS_FILE, HomeServerConfig, open_home_server
+from peergos_node.server.node import PERSISTED_KEYS, PKI_KEYS_FILE, HomeServerConfig, open_home_server
 from peergos_node.server.pki import PkiNode
 
 
@@ -40,6 +40,8 @@ def run_init(argv: list[str]) -> int:
             print(f"PKI initialised in {cfg.peergos_path}")
             print(f"peergos.identity.hash {server.core.keys.peergos_hash}")
             print(f"pki-node-id {server.identity.peer_id.to_base58()}")
+        # like the daemon: `peergos pki` later starts with the same ports and database without arguments
+        args.save_config([k for k in PERSISTED_KEYS if k in args.from_command_line])
         return 0
     except ArgsError as e:
         print(f"peergos pki-init: {e}", file=sys.stderr)

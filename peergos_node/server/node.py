@@ -38,6 +38,7 @@ from nabu_py.p2p import PeerId, parse_multiaddr, split_peer
 from nabu_py.p2p.identity import HostIdentity, load_or_create_identity
 from nabu_py.protocols.kademlia.service import DhtConfig, KademliaService
 from peergos_node.cli.args import Args, ArgsError
+from peergos_node.client.http import RemoteError
 from peergos_node.corenode.dates import LocalDate
 from peergos_node.crypto.public_key_hash import PublicKeyHash
 from peergos_node.crypto.signing import SigningKeyPair
@@ -354,7 +355,9 @@ async def _mirror_loop(server: HomeServer) -> None:
             await trio.to_thread.run_sync(core.sync)
         except MirrorRejected:
             log.exception("PKI mirror refused the PKI node's state; keeping ours")
-        except Exception:  # the PKI node may be unreachable for a while; keep trying every period
+        except RemoteError as e:  # the PKI node may be unreachable for a while; keep trying every period
+            log.warning("PKI mirror sync failed (%s); retrying in %ss", e, server.config.mirror_period_s)
+        except Exception:
             log.warning(
                 "PKI mirror sync failed; retrying in %ss", server.config.mirror_period_s, exc_info=True
             )

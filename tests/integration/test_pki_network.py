@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from peergos_node.cli.args import CONFIG_FILENAME, read_config_file
 from peergos_node.client.account import Network, login, signup
 from peergos_node.client.http import HttpAccount, HttpCoreNode, HttpMutablePointers, HttpStorage, PeergosHttp
 from tests.helpers.home import LOOPBACK
@@ -73,3 +74,16 @@ async def test_signup_through_a_mirror_and_pki_propagation(tmp_path: Path) -> No
                 # a user created at the PKI node's server shows up in the mirror
                 await signup(pki, "bob", "bob-password", pki_token)
                 await eventually(lambda: home.core.get_public_key("bob"), lambda key: key is not None)
+
+
+def test_pki_init_saves_its_settings_for_the_pki_node(tmp_path: Path) -> None:
+    # `peergos pki` after `pki-init` must start with the same ports and database without repeating them
+    a = tmp_path / "pki"
+    init = run_cli(peergos("pki-init", "-PEERGOS_PATH", str(a), "-pki.keyfile.password", "pw", *LOOPBACK))
+    assert init.returncode == 0, init.stderr
+    saved = read_config_file(a / CONFIG_FILENAME)
+    given = dict(zip(LOOPBACK[::2], LOOPBACK[1::2], strict=True))
+    for key, value in given.items():
+        assert saved[key.lstrip("-")] == value
+    assert saved["port"] == "0"
+    assert "pki.keyfile.password" not in saved  # the key file's password is never written in clear
