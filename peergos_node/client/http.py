@@ -13,8 +13,10 @@ uses a `DirectPool`: keep-alive `http.client` connections driven from worker thr
 (`trio.to_thread.run_sync` behind a `trio.CapacityLimiter` of `max_connections`). A worker sends the request,
 reads the body straight into one `bytes` object (no 64 KiB chunking, no joins) and checks it against the
 CID (hashlib releases the GIL) before handing it back, so receiving and hashing of concurrent downloads
-run in parallel with each other and with the event loop; httpx under trio moved ~4x fewer MB/s
-(benchmarks/storage.py). Same timeouts (connect 10 s, then 60 s per socket read/write), same typed errors.
+run in parallel with each other and with the event loop. Measured with 1 MiB blocks on loopback
+(benchmarks/storage.py, 4 in flight): about half the client CPU per MiB of httpx under trio (which
+reads 64 KiB at a time through h11 on the event loop) and 1.6-2.5x its MB/s; the server is then the
+limit. Same timeouts (connect 10 s, then 60 s per socket read/write), same typed errors.
 
 Cancellation: the trio task gives up on its worker at once (`abandon_on_cancel`) and shuts the worker's
 socket down, so the worker fails fast and closes the connection; a connection goes back to the pool only
@@ -231,6 +233,10 @@ class _Exchange:
                 self._conn.interrupt()
 
 
+_STOCK_HEADERS = frozenset({"accept", "accept-encoding", "connection", "user-agent"})
+"""Headers an httpx client sends by default: a client with others (auth tokens, say) keeps httpx."""
+
+
 class DirectPool:
     """Keep-alive HTTP/1.1 connections to one `http://` server, used from worker threads.
 
@@ -261,13 +267,17 @@ class DirectPool:
 
     @classmethod
     def for_client(cls, base_url: str, client: httpx.AsyncClient) -> DirectPool | None:
-        """A pool for `base_url` if requests through `client` would go straight to it, else None."""
+        """A pool for `base_url` if requests through `client` would go straight to it (stock transport, no
+        proxies, auth, cookies, extra headers or event hooks) and it is `http://`; else None."""
         url = urllib.parse.urlsplit(base_url)
+        # httpx has no public view of its transport; anything unexpected means "not plain"
         plain = (
-            type(client._transport) is httpx.AsyncHTTPTransport
-            and not client._mounts
+            type(getattr(client, "_transport", None)) is httpx.AsyncHTTPTransport
+            and getattr(client, "_mounts", None) == {}
             and client.auth is None
             and not any(client.event_hooks.values())
+            and not client.cookies
+            and {k.lower() for k in client.headers} <= _STOCK_HEADERS
         )
         if not plain or url.scheme != "http" or not url.hostname:
             return None

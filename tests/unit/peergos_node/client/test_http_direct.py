@@ -306,3 +306,5 @@ async def test_only_plain_clients_of_http_servers_get_a_pool() -> None:
         assert hashlib.sha256(BLOCKS[0]).digest() == CIDS[0].digest
     async with httpx.AsyncClient(mounts={"http://": httpx.AsyncHTTPTransport()}) as proxied:
         assert PeergosHttp("http://127.0.0.1:8000", proxied).pool is None
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer x"}) as authorised:
+        assert PeergosHttp("http://127.0.0.1:8000", authorised).pool is None
