@@ -163,6 +163,8 @@ async def run_all(
         timeout=120, limits=httpx.Limits(max_connections=args.concurrency * 2)
     ) as client:
         api = Api(client, url, owner, args.concurrency)
+        path = "DirectPool (worker threads)" if api.storage.http.pool is not None else "httpx"
+        print(f"API get goes through HttpStorage.get_block over {path}", flush=True)
         await api.start()
         for r in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:
