@@ -16,7 +16,8 @@ CID (hashlib releases the GIL) before handing it back, so receiving and hashing 
 run in parallel with each other and with the event loop. Measured with 1 MiB blocks on loopback
 (benchmarks/storage.py, 4 in flight): about half the client CPU per MiB of httpx under trio (which
 reads 64 KiB at a time through h11 on the event loop) and 1.6-2x its MB/s; the server (hypercorn's
-per-response work in one event loop) is then the limit. Same timeouts (connect 10 s, then 60 s per socket read/write), same typed errors.
+per-response work in one event loop) is then the limit. Same timeouts (connect 10 s, then 60 s per
+socket read/write), same typed errors.
 
 Cancellation: the trio task gives up on its worker at once (`abandon_on_cancel`) and shuts the worker's
 socket down, so the worker fails fast and closes the connection; a connection goes back to the pool only

@@ -246,7 +246,7 @@ async def test_a_stalled_answer_times_out() -> None:
 
     async with serving(stall) as server, storage_for(server, io_timeout=0.3) as storage:
         t0 = time.monotonic()
-        with pytest.raises(RemoteError, match="cannot reach .*TimeoutError"):
+        with pytest.raises(RemoteError, match=r"cannot reach .*TimeoutError"):
             await storage.get_block(OWNER, CIDS[0])
         assert time.monotonic() - t0 < 5
 
