@@ -10,8 +10,9 @@ writer signatures. Each round then goes through the blocks in slices of 32, and 
    with `--concurrency` requests in flight; the server verifies signatures and hashes and writes durably;
 2. **raw put**: the same blocks into a fresh block store of the same kind in this process (`put` also
    verifies the hash and writes durably);
-3. **API get**: every block back through `block/get`, hash-verified by the client (a trust-free client
-   always re-hashes; the server does not hash on reads);
+3. **API get**: every block back through `block/get` with the filesystem client's own code path
+   (`HttpStorage.get_block`: `--concurrency` downloads in flight, each hash-verified against its CID, as a
+   trust-free client always does; the server does not hash on reads);
 4. **raw get**: hash-verified reads from the raw store.
 
 Interleaving the slices makes disk and load changes hit both sides alike. It prints MB/s per round and
@@ -40,6 +41,7 @@ from nabu_py.blockstore import Blockstore, open_blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.multiformats.cid import CODEC_RAW, Cid
 from nabu_py.tuning import tune_allocator
+from peergos_node.client.http import HttpStorage, PeergosHttp
 from peergos_node.crypto.public_key_hash import PublicKeyHash
 from peergos_node.crypto.rng import DeterministicRng
 from peergos_node.crypto.signing import SigningKeyPair
@@ -92,6 +94,8 @@ class Api:
 
     def __init__(self, client: httpx.AsyncClient, url: str, owner: PublicKeyHash, conc: int) -> None:
         self.client, self.url, self.owner, self.conc = client, url, str(owner), conc
+        self.storage = HttpStorage(PeergosHttp(url, client))  # what the filesystem client downloads with
+        self.owner_key = owner
         self.tid = ""
 
     async def start(self) -> None:
@@ -120,27 +124,20 @@ class Api:
         return time.perf_counter() - t0, cids
 
     async def get(self, cids: list[str]) -> float:
-        """Fetch and verify (sha256 against the CID), as a trust-free client does."""
-        digests = [Cid.parse(c).digest for c in cids]
-        it = iter(range(len(cids)))
+        """Fetch and verify (sha256 against the CID) with `HttpStorage.get_block`, as the client does."""
+        parsed = [Cid.parse(c) for c in cids]
+        it = iter(parsed)
 
         async def worker() -> None:
-            for i in it:
-                resp = await self.client.post(f"{self.url}/api/v0/block/get?arg={cids[i]}&owner={self.owner}")
-                ok = resp.status_code == 200
-                # hash off the event loop (hashlib releases the GIL), overlapping the next receive
-                if not ok or await trio.to_thread.run_sync(_sha256, resp.content) != digests[i]:
-                    raise RuntimeError("get failed or block does not match its CID")
+            for cid in it:
+                if await self.storage.get_block(self.owner_key, cid) is None:  # raises on a hash mismatch
+                    raise RuntimeError(f"server does not have {cid}")
 
         t0 = time.perf_counter()
         async with trio.open_nursery() as n:
             for _ in range(self.conc):
                 n.start_soon(worker)
         return time.perf_counter() - t0
-
-
-def _sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 def raw_put(store: Blockstore, blocks: list[bytes]) -> tuple[float, list[Cid]]:
@@ -166,6 +163,8 @@ async def run_all(
         timeout=120, limits=httpx.Limits(max_connections=args.concurrency * 2)
     ) as client:
         api = Api(client, url, owner, args.concurrency)
+        path = "DirectPool (worker threads)" if api.storage.http.pool is not None else "httpx"
+        print(f"API get goes through HttpStorage.get_block over {path}", flush=True)
         await api.start()
         for r in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:

@@ -156,7 +156,8 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
         return json_text_response("".join(json.dumps({"Hash": str(c)}, separators=(",", ":")) for c in cids))
 
     async def block_get(req: ApiRequest) -> Response:
-        cid = parse_cid(req.arg("arg"))
+        text = req.arg("arg")
+        cid = parse_cid(text)
         bat = parse_bat(req)
         auth = req.opt("auth")
         requester = parse_requester(req, storage.peer_id)
@@ -166,7 +167,9 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
             raise HttpError(str(e), 403 if public_server else 400) from None
         if data is None:
             return bytes_response(b"")
-        return bytes_response(data, etag=str(cid))
+        # base58btc text is the canonical form (str(cid)): reuse it rather than encode the CID again
+        etag = text if text[:1] == ("z" if cid.version == 1 else "Q") else str(cid)
+        return bytes_response(data, etag=etag)
 
     async def block_stat(req: ApiRequest) -> Response:
         cid = parse_cid(req.arg("arg"))

@@ -1,0 +1,310 @@
+"""`DirectPool`, the keep-alive connection pool `HttpStorage.get_block` downloads through: verified bodies,
+connection reuse, typed errors, timeouts, cancellation without leaks, bounded concurrency.
+
+The server is a small HTTP/1.1 responder on a trio listener in the test's own run (the pool's worker
+threads talk to it over loopback), so each test can make it misbehave exactly as it needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import trio
+
+from nabu_py.errors import DecodeError
+from nabu_py.multiformats.cid import CODEC_RAW, Cid
+from peergos_node.client.http import (
+    DirectPool,
+    HttpStorage,
+    PeergosHttp,
+    RemoteError,
+    RemoteQuotaExceeded,
+    RemoteRateLimited,
+)
+from peergos_node.crypto.public_key_hash import PublicKeyHash
+
+OWNER = PublicKeyHash.parse("zdpuAu8M4dbJ4xgxh7Cy3uxXyYeNAqNHHzZkTqQmPmDqLchCu")
+BLOCKS = [bytes([i]) * (300_000 + i) for i in range(8)]
+CIDS = [Cid.for_block(CODEC_RAW, b) for b in BLOCKS]
+BY_CID = {str(c): b for c, b in zip(CIDS, BLOCKS, strict=True)}
+
+
+@dataclass
+class Conn:
+    """One server-side connection: its stream and unread bytes."""
+
+    stream: trio.SocketStream
+    number: int
+    buf: bytes = b""
+
+    async def request(self) -> str | None:
+        """The next request's target (the client sends no bodies), or None at EOF."""
+        while b"\r\n\r\n" not in self.buf:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self.buf += data
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return head.split(b" ")[1].decode()
+
+    async def reply(self, body: bytes, status: int = 200, headers: str = "") -> None:
+        await self.stream.send_all(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+        )
+
+
+Handler = Callable[["Server", Conn], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    port: int
+    connections: int = 0
+    open_now: int = 0
+    max_open: int = 0
+    requests: int = 0
+    closed: trio.Event = field(default_factory=trio.Event)  # set when any connection's client goes away
+
+
+def block_for(target: str) -> bytes:
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
+    return BY_CID.get(query["arg"][0], b"")
+
+
+async def honest(server: Server, conn: Conn) -> None:
+    while (target := await conn.request()) is not None:
+        server.requests += 1
+        await conn.reply(block_for(target))
+    server.closed.set()
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[Server]:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    server = Server(listeners[0].socket.getsockname()[1])
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        server.connections += 1
+        server.open_now += 1
+        server.max_open = max(server.max_open, server.open_now)
+        try:
+            await handler(server, Conn(stream, server.connections))
+        except trio.BrokenResourceError:
+            server.closed.set()
+        finally:
+            server.open_now -= 1
+            await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, on_connection, listeners)
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def storage_for(server: Server, **pool_options: float) -> AsyncIterator[HttpStorage]:
+    async with httpx.AsyncClient() as client:
+        http = PeergosHttp(f"http://127.0.0.1:{server.port}", client)
+        assert http.pool is not None
+        for k, v in pool_options.items():
+            setattr(http.pool, k, v)
+        try:
+            yield HttpStorage(http)
+        finally:
+            http.pool.close()
+
+
+async def test_blocks_are_verified_and_connections_reused() -> None:
+    async with serving(honest) as server, storage_for(server) as storage:
+        for cid, block in zip(CIDS, BLOCKS, strict=True):
+            assert await storage.get_block(OWNER, cid) == block
+        assert server.connections == 1 and server.requests == len(BLOCKS)
+        absent = Cid.for_block(CODEC_RAW, b"not on the server")
+        assert await storage.get_block(OWNER, absent) is None  # empty body = absent
+        assert (
+            await storage.get_block(OWNER, Cid.v1(CODEC_RAW, b"\x00\x06inline")) == b"inline"
+        )  # no request at all
+        assert server.requests == len(BLOCKS) + 1
+
+
+async def test_concurrency_is_bounded_by_the_pool() -> None:
+    async with serving(honest) as server, storage_for(server, max_connections=3) as storage:
+        got: dict[int, bytes | None] = {}
+
+        async def one(i: int) -> None:
+            got[i] = await storage.get_block(OWNER, CIDS[i % len(CIDS)])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(one, i)
+        assert all(got[i] == BLOCKS[i % len(BLOCKS)] for i in range(40))
+        assert server.max_open <= 3 and server.connections <= 3
+
+
+async def test_a_tampered_block_is_refused() -> None:
+    async def tampering(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            body = bytearray(block_for(target))
+            body[-1] ^= 1
+            await conn.reply(bytes(body))
+
+    async with serving(tampering) as server, storage_for(server) as storage:
+        with pytest.raises(DecodeError, match="does not hash to"):
+            await storage.get_block(OWNER, CIDS[0])
+        with pytest.raises(DecodeError):
+            await storage.get_block(OWNER, CIDS[1])
+        assert server.connections == 1  # the answer was complete: the connection is still good
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error"),
+    [
+        (400, "block zb2 needs a valid BAT", RemoteError),
+        (400, "Storage quota reached! Used 5 out of 4 bytes.", RemoteQuotaExceeded),
+        (429, "Too Many Requests", RemoteRateLimited),
+    ],
+)
+async def test_refusals_become_typed_errors(status: int, message: str, error: type[RemoteError]) -> None:
+    async def refusing(server: Server, conn: Conn) -> None:
+        while await conn.request() is not None:
+            await conn.reply(b"", status, f"Trailer: {urllib.parse.quote_plus(message)}\r\n")
+
+    async with serving(refusing) as server, storage_for(server) as storage:
+        with pytest.raises(error) as info:
+            await storage.get_block(OWNER, CIDS[0])
+        assert type(info.value) is error and info.value.status == status and info.value.message == message
+
+
+async def test_an_answer_too_large_is_refused() -> None:
+    async def huge(server: Server, conn: Conn) -> None:
+        while await conn.request() is not None:
+            await conn.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n" + bytes(1000))
+            await trio.sleep(1)
+
+    async with serving(huge) as server, storage_for(server) as storage:
+        with pytest.raises(RemoteError, match="answer too large"):
+            await storage.get_block(OWNER, CIDS[0])
+
+
+async def test_a_connection_the_server_dropped_is_replaced() -> None:
+    async def one_per_connection(server: Server, conn: Conn) -> None:
+        target = await conn.request()
+        if target is not None:
+            await conn.reply(block_for(target))  # keep-alive promised, then closed while idle
+
+    async with serving(one_per_connection) as server, storage_for(server) as storage:
+        for i in range(3):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+            await trio.sleep(0.05)  # the close has arrived: seen on checkout
+        assert server.connections == 3
+
+
+async def test_a_request_racing_the_servers_close_is_retried_once() -> None:
+    async def close_on_second_request(server: Server, conn: Conn) -> None:
+        target = await conn.request()
+        if target is not None:
+            await conn.reply(block_for(target))
+            await conn.request()  # closes without answering, as a server ending an idle connection
+
+    async with serving(close_on_second_request) as server, storage_for(server) as storage:
+        assert await storage.get_block(OWNER, CIDS[0]) == BLOCKS[0]
+        assert await storage.get_block(OWNER, CIDS[1]) == BLOCKS[1]  # failed on the old one, retried
+        assert server.connections == 2
+
+
+async def test_a_failure_on_a_new_connection_is_a_remote_error() -> None:
+    async def slam(server: Server, conn: Conn) -> None:
+        await conn.request()
+
+    async with serving(slam) as server, storage_for(server) as storage:
+        with pytest.raises(RemoteError, match="cannot reach") as info:
+            await storage.get_block(OWNER, CIDS[0])
+        assert info.value.status == 0 and server.connections == 1  # no retry on a new connection
+
+
+async def test_an_unreachable_server_is_a_remote_error() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    await listeners[0].aclose()  # nothing listens there now
+    async with httpx.AsyncClient() as client:
+        http = PeergosHttp(f"http://127.0.0.1:{port}", client)
+        with pytest.raises(RemoteError, match=r"cannot reach .*ConnectionRefusedError"):
+            await HttpStorage(http).get_block(OWNER, CIDS[0])
+
+
+async def test_a_stalled_answer_times_out() -> None:
+    async def stall(server: Server, conn: Conn) -> None:
+        await conn.request()
+        await trio.sleep_forever()
+
+    async with serving(stall) as server, storage_for(server, io_timeout=0.3) as storage:
+        t0 = time.monotonic()
+        with pytest.raises(RemoteError, match=r"cannot reach .*TimeoutError"):
+            await storage.get_block(OWNER, CIDS[0])
+        assert time.monotonic() - t0 < 5
+
+
+async def test_cancelling_a_download_closes_its_connection() -> None:
+    stalled = trio.Event()
+
+    async def stall_first(server: Server, conn: Conn) -> None:
+        if conn.number == 1:
+            if await conn.request() is not None:
+                stalled.set()
+                while await conn.stream.receive_some(100):  # until the client closes its side
+                    pass
+            server.closed.set()
+            return
+        await honest(server, conn)
+
+    async with serving(stall_first) as server, storage_for(server) as storage:
+        t0 = time.monotonic()
+        with trio.move_on_after(10) as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(storage.get_block, OWNER, CIDS[0])
+                await stalled.wait()
+                nursery.cancel_scope.cancel()
+        assert not scope.cancelled_caught and time.monotonic() - t0 < 5  # gave up at once
+        with trio.fail_after(5):
+            await server.closed.wait()  # the worker closed the interrupted connection
+        pool = storage.http.pool
+        assert pool is not None and not pool._idle  # and did not pool it
+        assert await storage.get_block(OWNER, CIDS[1]) == BLOCKS[1]  # a new connection works
+        assert server.connections == 2
+
+
+async def test_close_closes_idle_connections() -> None:
+    async with serving(honest) as server, storage_for(server) as storage:
+        assert await storage.get_block(OWNER, CIDS[0]) == BLOCKS[0]
+        assert storage.http.pool is not None
+        storage.http.pool.close()
+        with trio.fail_after(5):
+            await server.closed.wait()
+
+
+class Passthrough(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=BLOCKS[0])
+
+
+async def test_only_plain_clients_of_http_servers_get_a_pool() -> None:
+    async with httpx.AsyncClient() as plain:
+        assert isinstance(PeergosHttp("http://[::1]:8000", plain).pool, DirectPool)
+        assert PeergosHttp("http://127.0.0.1:8000", plain, direct=False).pool is None
+        assert PeergosHttp("https://example.org", plain).pool is None
+    async with httpx.AsyncClient(transport=Passthrough()) as spied:
+        http = PeergosHttp("http://127.0.0.1:8000", spied)
+        assert http.pool is None  # a transport in between sees every request
+        assert await HttpStorage(http).get_block(OWNER, CIDS[0]) == BLOCKS[0]
+        assert hashlib.sha256(BLOCKS[0]).digest() == CIDS[0].digest
+    async with httpx.AsyncClient(mounts={"http://": httpx.AsyncHTTPTransport()}) as proxied:
+        assert PeergosHttp("http://127.0.0.1:8000", proxied).pool is None
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer x"}) as authorised:
+        assert PeergosHttp("http://127.0.0.1:8000", authorised).pool is None
