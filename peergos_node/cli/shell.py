@@ -442,7 +442,8 @@ def run(argv: list[str]) -> int:
 
     def answer(prompt: str, secret: bool) -> str | None:
         if not interactive:
-            return next(lines, None)
+            line = next(lines, None)
+            return None if line is None else line.rstrip("\r\n")
         value = getpass.getpass(prompt) if secret else input(prompt)
         if not secret and terminal_ref:
             terminal_ref[0].forget_last()
