@@ -296,8 +296,12 @@ def credentials(args: Args, interactive: bool) -> Credentials:
     return Credentials(url.rstrip("/"), username, password, signup, args.params.get("token", ""))
 
 
-def mfa_prompter(loop: _Loop) -> Callable[[MultiFactorAuthRequest], Awaitable[MultiFactorAuthResponse]]:
-    """A login second-factor callback asking for a TOTP (or backup) code through the main thread."""
+Ask = Callable[[str, bool], Awaitable[str | None]]
+"""Asks the user a question (prompt, secret) from the loop; None when there is no answer."""
+
+
+def mfa_prompter(ask: Ask) -> Callable[[MultiFactorAuthRequest], Awaitable[MultiFactorAuthResponse]]:
+    """A login second-factor callback asking for a TOTP (or backup) code with `ask`."""
 
     async def answer(req: MultiFactorAuthRequest) -> MultiFactorAuthResponse:
         usable = [m for m in req.methods if m.enabled and m.type in (MfaType.TOTP, MfaType.BACKUP_CODES)]
@@ -305,7 +309,7 @@ def mfa_prompter(loop: _Loop) -> Callable[[MultiFactorAuthRequest], Awaitable[Mu
             raise LoginFailed("the account's second factor (a security key) cannot be used from the shell")
         method = next((m for m in usable if m.type is MfaType.TOTP), usable[0])
         what = "authenticator code" if method.type is MfaType.TOTP else "backup code"
-        code = await loop.ask(f"Enter the {what} for {method.name!r}: ", False)
+        code = await ask(f"Enter the {what} for {method.name!r}: ", False)
         if not code:
             raise LoginFailed("no second-factor code given")
         return MultiFactorAuthResponse(method.credential_id, code.strip())
@@ -313,11 +317,11 @@ def mfa_prompter(loop: _Loop) -> Callable[[MultiFactorAuthRequest], Awaitable[Mu
     return answer
 
 
-async def connect(creds: Credentials, loop: _Loop) -> UserContext:
-    """Sign up (when asked) or log in."""
+async def connect(creds: Credentials, ask: Ask) -> UserContext:
+    """Sign up (when asked) or log in (a second factor is asked for with `ask`)."""
     if creds.signup:
         return await UserContext.signup(creds.url, creds.username, creds.password, creds.token)
-    return await UserContext.login(creds.url, creds.username, creds.password, mfa=mfa_prompter(loop))
+    return await UserContext.login(creds.url, creds.username, creds.password, mfa=mfa_prompter(ask))
 
 
 def _login_error(e: BaseException) -> str:
@@ -452,7 +456,7 @@ def run(argv: list[str]) -> int:
     try:
         with _Loop(answer) as loop:
             try:
-                ctx = loop.call(lambda: connect(creds, loop))
+                ctx = loop.call(lambda: connect(creds, loop.ask))
             except Interrupted:
                 return 130
             except (PeergosError, httpx.HTTPError, OSError) as e:
@@ -482,7 +486,16 @@ def run(argv: list[str]) -> int:
         return 130
 
 
-__all__ = ["Credentials", "Interrupted", "connect", "credentials", "progress_line", "run"]
+__all__ = [
+    "Ask",
+    "Credentials",
+    "Interrupted",
+    "connect",
+    "credentials",
+    "mfa_prompter",
+    "progress_line",
+    "run",
+]
 
 if __name__ == "__main__":
     sys.exit(run(sys.argv[1:]))

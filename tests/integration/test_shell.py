@@ -250,6 +250,11 @@ def test_terminal_completion_history_and_ctrl_c(daemon: Daemon, tmp_path: Path) 
         term.send("\r")
         term.expect("/bob\r\n")
         term.expect("bob:/bob> ")
+        (tmp_path / "small.txt").write_bytes(b"small")
+        term.send(f"put {tmp_path / 'small.txt'} documents\r")
+        term.expect("] 100% 5 B/5 B")  # the progress bar, on standard error as it is a terminal
+        term.expect("uploaded 1 file (5 B) to /bob/documents/small.txt\r\n")
+        term.expect("bob:/bob> ")
         term.send("cd doc\t")  # completes a remote folder name
         term.expect("documents/")
         term.send("\r")
@@ -259,7 +264,7 @@ def test_terminal_completion_history_and_ctrl_c(daemon: Daemon, tmp_path: Path) 
     finally:
         term.close()
     history = (client / "shell_history").read_text().splitlines()
-    assert history == ["mkdir documents", "pwd ", "cd documents/"]
+    assert history == ["mkdir documents", "pwd ", f"put {tmp_path / 'small.txt'} documents", "cd documents/"]
 
 
 def _free_port() -> int:

@@ -5,18 +5,26 @@ command, folder transfers both ways, errors as one line, tab completion, `passwd
 from __future__ import annotations
 
 import random
+import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import trio
 
-from peergos_node.cli.shell import progress_line
+from peergos_node.accounts.time_limited import login_path, sign_request
+from peergos_node.accounts.totp import totp
+from peergos_node.cli.args import Args, ArgsError
+from peergos_node.cli.shell import Credentials, Interrupted, _Loop, connect, credentials, progress_line
 from peergos_node.cli.shell_commands import COMMANDS, Shell, human_size
 from peergos_node.client.account import LoginFailed
+from peergos_node.client.errors import PathNotFound
 from peergos_node.client.user_context import UserContext
 from peergos_node.cryptree.properties import CHUNK_SIZE
-from tests.helpers.home import home_server
+from tests.helpers.home import RunningHome, home_server
 
 PASSWORD = "correct horse battery"
 
@@ -56,7 +64,8 @@ class RecordingConsole:
 class Session:
     """A shell over a freshly signed-up user, with helpers to run lines."""
 
-    def __init__(self, shell: Shell, console: RecordingConsole, local: Path) -> None:
+    def __init__(self, home: RunningHome, shell: Shell, console: RecordingConsole, local: Path) -> None:
+        self.home = home
         self.shell = shell
         self.console = console
         self.local = local
@@ -87,7 +96,7 @@ async def shell_session(tmp_path: Path) -> AsyncIterator[Session]:
             local = tmp_path / "local"
             local.mkdir()
             console = RecordingConsole()
-            yield Session(Shell(ctx, console, local_cwd=local), console, local)
+            yield Session(home, Shell(ctx, console, local_cwd=local), console, local)
 
 
 async def test_folders_files_and_paths(tmp_path: Path) -> None:
@@ -355,3 +364,107 @@ def test_help_and_progress_line() -> None:
     assert len(line) <= 59 and line.endswith("name.bin")
     assert progress_line("x", 0, 0, 80).startswith("[####################] 100%")
     assert len(progress_line("x" * 500, 1, 2, 10)) <= 9
+
+
+# ---- the terminal front end's parts ----------------------------------------------------------------
+
+
+def _ctrl_c_soon(delay: float = 0.5) -> threading.Timer:
+    """SIGINT to this (main) thread after `delay`, as Ctrl-C at a terminal would send."""
+    main = threading.main_thread().ident
+    assert main is not None and threading.current_thread() is threading.main_thread()
+    timer = threading.Timer(delay, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_loop_runs_calls_asks_the_main_thread_and_ctrl_c_cancels_the_call() -> None:
+    asked: list[tuple[str, bool, bool]] = []
+
+    def answer(prompt: str, secret: bool) -> str | None:
+        asked.append((prompt, secret, threading.current_thread() is threading.main_thread()))
+        if prompt == "interrupt me":
+            raise KeyboardInterrupt
+        return "42"
+
+    with _Loop(answer) as loop:
+
+        async def question() -> str | None:
+            return await loop.ask("number? ", True)
+
+        async def boom() -> None:
+            raise PathNotFound("/alice/x does not exist")
+
+        async def interrupted_question() -> str | None:
+            answer = await loop.ask("interrupt me", False)
+            await trio.sleep(60)  # not reached: the Ctrl-C cancelled the call
+            return answer
+
+        async def forever() -> None:
+            await trio.sleep(60)
+
+        async def after() -> str:
+            await trio.lowlevel.checkpoint()
+            return "still running"
+
+        assert loop.call(question) == "42"
+        assert asked == [("number? ", True, True)]  # answered on the main thread, which owns the terminal
+        with pytest.raises(PathNotFound, match="does not exist"):
+            loop.call(boom)
+        with pytest.raises(Interrupted):
+            loop.call(interrupted_question)
+        started = time.monotonic()
+        timer = _ctrl_c_soon()
+        try:
+            with pytest.raises(Interrupted):
+                loop.call(forever)
+        finally:
+            timer.join(10)
+        assert time.monotonic() - started < 30
+        assert loop.call(after) == "still running"
+
+
+def test_credentials_without_a_terminal(tmp_path: Path) -> None:
+    env = {"PEERGOS_PATH": str(tmp_path), "PEERGOS_PASSWORD": "pw"}
+    args = Args.parse(["-peergos-url", "http://127.0.0.1:8000/", "-username", "alice"], env=env)
+    creds = credentials(args, interactive=False)
+    assert creds == Credentials("http://127.0.0.1:8000", "alice", "pw", False, "")
+    args = Args.parse(
+        ["-peergos-url", "http://h", "-username", "a", "-signup", "true", "-token", "t"], env=env
+    )
+    assert credentials(args, interactive=False) == Credentials("http://h", "a", "pw", True, "t")
+    with pytest.raises(ArgsError, match="-username, PEERGOS_PASSWORD"):
+        credentials(Args.parse(["-peergos-url", "http://h"], env={"PEERGOS_PATH": str(tmp_path)}), False)
+    with pytest.raises(ArgsError, match="must start with http"):
+        credentials(Args.parse(["-peergos-url", "ftp://h", "-username", "a"], env=env), False)
+    with pytest.raises(ArgsError, match="true or false"):
+        credentials(Args.parse(["-signup", "maybe"], env=env), False)
+
+
+async def test_login_asks_for_a_second_factor(tmp_path: Path) -> None:
+    async with shell_session(tmp_path) as s:
+        net, session = s.home.net, s.shell.ctx.session
+        now = int(time.time() * 1000)
+        key = await net.account.add_totp(
+            "alice", sign_request(session.identity.secret, login_path("addTotp"), now)
+        )
+        auth = sign_request(session.identity.secret, login_path("enableTotp"), now)
+        assert await net.account.enable_totp("alice", key.credential_id, totp(key.key, now), auth)
+        prompts: list[tuple[str, bool]] = []
+
+        async def ask(prompt: str, secret: bool) -> str | None:
+            prompts.append((prompt, secret))
+            return totp(key.key, int(time.time() * 1000)) + "\n"
+
+        async def no_answer(prompt: str, secret: bool) -> str | None:
+            return None
+
+        creds = Credentials(s.home.url, "alice", PASSWORD, False, "")
+        async with await connect(creds, ask) as ctx:
+            assert await ctx.exists("/alice/shared")
+        assert len(prompts) == 1 and prompts[0][0].startswith("Enter the authenticator code for ")
+        assert prompts[0][1] is False
+        with pytest.raises(LoginFailed, match="no second-factor code"):
+            await connect(creds, no_answer)
+        with pytest.raises(LoginFailed):
+            await connect(Credentials(s.home.url, "alice", "wrong", False, ""), ask)
