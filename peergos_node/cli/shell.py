@@ -414,7 +414,11 @@ def _script(shell: Shell, loop: _Loop, lines: Iterator[str]) -> int:
     failed = False
     for raw in lines:
         line = raw.rstrip("\r\n")
-        ok = loop.call(functools.partial(shell.execute, line))
+        try:
+            ok = loop.call(functools.partial(shell.execute, line))
+        except Interrupted:
+            print("interrupted", file=sys.stderr)
+            return 130
         failed = failed or not ok
         if shell.exited:
             break

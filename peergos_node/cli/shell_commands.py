@@ -207,6 +207,8 @@ class Shell:
             self.console.progress_done()
             self.console.error(self._message(_leaf(e)))
             return False
+        finally:
+            self.console.progress_done()  # also when cancelled (Ctrl-C)
         return True
 
     @staticmethod
@@ -330,7 +332,9 @@ class Shell:
             info = await self.ctx.stat(path)
             items = await self.ctx.ls(path, include_hidden="-a" in opts) if info.is_dir else [info]
             if len(paths) > 1:
-                self.console.out(f"{'' if n == 0 else chr(10)}{path}:")
+                if n > 0:
+                    self.console.out("")
+                self.console.out(f"{path}:")
             for i in items:
                 name = f"{i.name}/" if i.is_dir else i.name
                 if long:
