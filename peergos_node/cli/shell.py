@@ -31,6 +31,7 @@ standard error, drawn only when standard error is a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import queue
@@ -105,10 +106,8 @@ class _Loop:
 
     def __exit__(self, *exc: object) -> None:
         if self._thread.is_alive() and self._token is not None and self._stop is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):  # it has stopped by itself meanwhile
                 trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         self._thread.join(LOOP_STOP_TIMEOUT)
 
     def _main(self) -> None:
@@ -327,7 +326,9 @@ async def connect(creds: Credentials, ask: Ask) -> UserContext:
 def _login_error(e: BaseException) -> str:
     if isinstance(e, httpx.HTTPError):
         return f"cannot reach the server: {e or type(e).__name__}"
-    return str(e) or type(e).__name__
+    if isinstance(e, PeergosError | OSError):
+        return str(e) or type(e).__name__
+    return f"unexpected {type(e).__name__}: {e}"
 
 
 # ---- the two front ends --------------------------------------------------------------------------------
@@ -367,10 +368,8 @@ class _Terminal:
 
     def added(self) -> None:
         """Append the line just entered to the history file at once (survives a killed shell)."""
-        try:
+        with contextlib.suppress(OSError):  # a history that cannot be written is not worth an error per line
             self.rl.append_history_file(1, str(self.history))
-        except OSError:
-            pass
 
     def forget_last(self) -> None:
         """Drop the last history entry (an answer to a question, not a command)."""
@@ -463,7 +462,7 @@ def run(argv: list[str]) -> int:
                 ctx = loop.call(lambda: connect(creds, loop.ask))
             except Interrupted:
                 return 130
-            except (PeergosError, httpx.HTTPError, OSError) as e:
+            except Exception as e:  # whatever went wrong, one line and a non-zero status
                 action = "signup" if creds.signup else "login"
                 print(f"peergos shell: {action} failed: {_login_error(e)}", file=sys.stderr)
                 return 1
@@ -481,10 +480,8 @@ def run(argv: list[str]) -> int:
                     terminal_ref.append(terminal)
                     return _interactive(shell, loop, terminal)
             finally:
-                try:
+                with contextlib.suppress(Exception):  # closing the HTTP client: nothing is left to lose
                     loop.call(ctx.aclose)
-                except (Interrupted, Exception):
-                    pass
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

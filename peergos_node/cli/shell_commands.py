@@ -204,7 +204,7 @@ class Shell:
         try:
             await self._dispatch(words)
         except Exception as e:  # every failure is one line; only cancellation propagates
-            self.console.progress_done()
+            self.console.progress_done()  # before the error line
             self.console.error(self._message(_leaf(e)))
             return False
         finally:
