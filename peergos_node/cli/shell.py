@@ -20,13 +20,13 @@ Theory of operation
 -------------------
 The commands themselves live in `peergos_node.cli.shell_commands` (async, over a `UserContext`).
 This module is the terminal front end: the main thread owns the terminal (readline line editing,
-history and completion, `getpass`, the script's lines) and receives SIGINT as KeyboardInterrupt; a
-trio event loop runs in a second thread and owns the HTTP client and every filesystem operation
-(`_Loop`). The main thread hands each line to the loop and waits on one queue for either the result or
-a question (a password for `passwd`, a second-factor code), which it answers itself; a Ctrl-C while it
-waits cancels the command's trio cancel scope, and the loop reports it as `Interrupted`. Tab
-completion asks the loop for remote names with a time limit. The progress meter is one line on
-standard error, drawn only when standard error is a terminal.
+history and completion, `getpass`, the script's lines) and alone receives SIGINT (the other threads
+block it), as KeyboardInterrupt; a trio event loop runs in a second thread and owns the HTTP client
+and every filesystem operation (`_Loop`). The main thread hands each line to the loop and waits on one
+queue for either the result or a question (a password for `passwd`, a second-factor code), which it
+answers itself; a Ctrl-C while it waits cancels the command's trio cancel scope, and the loop reports
+it as `Interrupted`. Tab completion asks the loop for remote names with a time limit. The progress
+meter is one line on standard error, drawn only when standard error is a terminal.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import functools
 import getpass
 import queue
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -64,6 +65,8 @@ COMPLETION_TIMEOUT = 5.0
 """Seconds a Tab completion may wait for the server before offering nothing."""
 PROGRESS_INTERVAL = 0.1
 """Seconds between redraws of the progress bar."""
+POLL_INTERVAL = 0.25
+"""Seconds the main thread sleeps at most while a command runs (it then checks for Ctrl-C)."""
 LOOP_START_TIMEOUT = 30.0
 LOOP_STOP_TIMEOUT = 10.0
 
@@ -111,6 +114,9 @@ class _Loop:
         self._thread.join(LOOP_STOP_TIMEOUT)
 
     def _main(self) -> None:
+        # SIGINT must reach the main thread: a signal taken by another thread would set Python's flag but
+        # leave the main thread asleep in readline. The loop's worker threads inherit this mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             trio.run(self._serve)
         except BaseException as e:  # reported to the main thread by __enter__
@@ -145,7 +151,11 @@ class _Loop:
         trio.from_thread.run_sync(self._nursery.start_soon, task, trio_token=self._token)
         while True:
             try:
-                msg = messages.get()
+                # a short timeout: the main thread wakes up now and then, so a SIGINT that arrived just
+                # before it went to sleep is not left pending until the command ends
+                msg = messages.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                continue
             except KeyboardInterrupt:
                 self._cancel(scope)
                 continue
