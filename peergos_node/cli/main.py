@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pki": ("peergos_node.cli.pki", "run this server as its network's PKI node (after pki-init)"),
     "pki-init": ("peergos_node.cli.pki:run_init", "bootstrap a new network's PKI on this server"),
     "quota": ("peergos_node.cli.quota", "signup tokens and quotas: quota token create|list, quota show|set"),
+    "shell": ("peergos_node.cli.shell", "interactive client of your files: ls, cd, put, get, cat, rm, ..."),
     "vectors": ("peergos_node.cli.vectors", "check reference test vectors: vectors check DIR"),
 }
 

@@ -24,7 +24,8 @@ request), `mkdir`, `upload` (any size, from bytes or a local file, in bounded me
 `FileReader`), `read`, `download`, `write_at`/`append`/`truncate`, `rename`, `move` (never into itself
 or a descendant), `copy` (files re-encrypted under fresh keys, folders recursively), `delete` (recursive,
 removing every chunk and fragment from the tree so usage drops and GC frees them), `usage`/`quota`,
-`pending_uploads`, `resume_uploads` and `cleanup_failed_uploads`.
+`pending_uploads`, `resume_uploads` and `cleanup_failed_uploads`; `change_password` (after checking the
+current one).
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ from peergos_node.accounts.entry_points import EntryPoint
 from peergos_node.accounts.time_limited import sign_time
 from peergos_node.champ import Champ, identity_hasher
 from peergos_node.client import account
-from peergos_node.client.account import FilesystemHook, MfaCallback, Network, Session, SignupBuilder
+from peergos_node.client.account import (
+    FilesystemHook,
+    LoginFailed,
+    MfaCallback,
+    Network,
+    Session,
+    SignupBuilder,
+)
 from peergos_node.client.errors import (
     AlreadyExists,
     IllegalName,
@@ -104,6 +112,7 @@ from peergos_node.client.uploads import (
     first_absent_chunk,
     transaction_name,
 )
+from peergos_node.crypto.login import derive_login_keys
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
 from peergos_node.crypto.rng import SYSTEM_RNG, Rng
 from peergos_node.crypto.signing import SigningKeyPair
@@ -343,6 +352,20 @@ class UserContext:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+    async def change_password(self, old_password: str, new_password: str) -> None:
+        """Change the account's password after checking the current one (LoginFailed if it is wrong);
+        this session stays logged in with the new login keys."""
+        current = self.session
+        try:
+            keys = await trio.to_thread.run_sync(
+                derive_login_keys, current.username, old_password, current.algorithm
+            )
+        except ValueError as e:
+            raise LoginFailed(str(e)) from None
+        if keys.signing.public != current.login_keys.signing.public:
+            raise LoginFailed("the current password is incorrect")
+        self.session = await account.change_password(self.net.net, current, new_password, self.rng)
 
     @property
     def owner(self) -> PublicKeyHash:
