@@ -7,6 +7,7 @@ commands take Peergos' `-key value` / `--key value` arguments (spec/peergos.md Â
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +31,17 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a sub-command; return the process exit code."""
     args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # the reader went away (`peergos quota token list | head`): stop quietly, as Python's docs advise,
+        # pointing stdout at /dev/null so the interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage(), end="")
         return 0

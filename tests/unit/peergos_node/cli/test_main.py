@@ -28,3 +28,22 @@ def test_help_flag_prints_the_command_doc_and_runs_nothing(
     assert main([command, "-PEERGOS_PATH", str(tmp_path), flag]) == 0
     out = capsys.readouterr().out
     assert f"peergos {command}" in out or command in out
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # `peergos daemon --help | head -1` used to end with a BrokenPipeError traceback: here the reader is
+    # gone before the command (which takes a while to import) writes anything
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "peergos_node.cli.main", "daemon", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err
