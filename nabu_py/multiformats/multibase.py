@@ -15,12 +15,35 @@ import base58
 from nabu_py.errors import DecodeError
 
 MAX_TEXT_LEN = 8192
-_B58_ALPHABET = frozenset(base58.BITCOIN_ALPHABET.decode())
+_ALPHABET = base58.BITCOIN_ALPHABET
+_B58_ALPHABET = frozenset(_ALPHABET.decode())
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_PAIRS = [bytes((_ALPHABET[i // 58], _ALPHABET[i % 58])) for i in range(58 * 58)]
+_GROUP = 10
+_GROUP_BASE = 58**_GROUP
+"""Base58 is converted ten digits at a time: a big-integer division per ten digits instead of one per
+digit (the `base58` package's loop), several times faster on the kilobyte-long texts Peergos puts in
+URLs (`champ/get/bulk` caps). Output is identical."""
 
 
 def b58encode(data: bytes) -> str:
     """Plain base58btc with no multibase prefix (Peergos `toBase58()`, libp2p peer ids)."""
-    return base58.b58encode(data).decode("ascii")
+    body = data.lstrip(b"\0")
+    n = int.from_bytes(body, "big")
+    groups: list[bytes] = []
+    while n >= _GROUP_BASE:
+        n, r = divmod(n, _GROUP_BASE)
+        for _ in range(_GROUP // 2):
+            r, pair = divmod(r, 58 * 58)
+            groups.append(_PAIRS[pair])
+    head = bytearray()
+    while n:
+        n, r = divmod(n, 58)
+        head.append(_ALPHABET[r])
+    head.reverse()
+    groups.reverse()
+    text = b"".join((head, *groups)).lstrip(b"1")  # the top group may have leading zero digits
+    return "1" * (len(data) - len(body)) + text.decode("ascii")
 
 
 def b58decode(text: str, max_len: int = MAX_TEXT_LEN) -> bytes:
@@ -29,7 +52,18 @@ def b58decode(text: str, max_len: int = MAX_TEXT_LEN) -> bytes:
         raise DecodeError(f"base58 text longer than {max_len} characters")
     if not _B58_ALPHABET.issuperset(text):
         raise DecodeError("invalid base58btc text")
-    return base58.b58decode(text)
+    raw = text.encode("ascii")
+    body = raw.lstrip(b"1")
+    index = _INDEX
+    n = 0
+    first = len(body) % _GROUP or _GROUP
+    for start in range(0, len(body), _GROUP) if first == _GROUP else (0, *range(first, len(body), _GROUP)):
+        end = first if start == 0 else start + _GROUP
+        v = 0
+        for c in body[start:end]:
+            v = v * 58 + index[c]
+        n = n * 58 ** (end - start) + v
+    return bytes(len(raw) - len(body)) + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
 
 
 def b32encode(data: bytes, upper: bool = False) -> str:
