@@ -47,6 +47,8 @@ from peergos_node.client.http import HttpSpace, RemoteError, RemoteQuotaExceeded
 from peergos_node.crypto.bat import Bat, BatWithId
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
 from peergos_node.cryptree.fragments import MAX_FRAGMENT_BLOCK_SIZE
+from peergos_node.cryptree.node import CryptreeNode, ReadNode
+from peergos_node.cryptree.relative import ChildrenLinks
 from peergos_node.errors import BadSignature
 from peergos_node.mutable.pointer_update import PointerUpdate
 from peergos_node.mutable.signed_pointer import SignedPointerUpdate, verify_signed_pointer
@@ -62,6 +64,9 @@ MAX_CACHED_BLOCK = 256 * 1024
 """Blocks larger than this (file fragments) are not cached."""
 PARALLEL_REQUESTS = 4
 """Concurrent block requests for one call (fragments of a chunk)."""
+DECODED_CACHE_BYTES = 96 * 1024 * 1024
+"""Bound on the decoded-node cache (weighed by block size plus a per-entry allowance)."""
+_DECODED_ENTRY_OVERHEAD = 2048
 
 
 @asynccontextmanager
@@ -152,6 +157,51 @@ class BlockCache:
         return len(self._blocks)
 
 
+DecodedKey = tuple[Cid, bytes, bytes | None]
+"""(node CID, read key, write key or a tag) of a decoded-cache entry."""
+Decoded = tuple[CryptreeNode, ReadNode, SigningPrivateKeyAndPublicHash | None] | ChildrenLinks
+"""A decoded-cache entry: a parsed and opened node with its writer-link signer, or a child list."""
+
+
+class DecodedCache:
+    """Parsed and decrypted node blocks and child lists by (CID, keys): a node block is content addressed
+    and decryption is a pure function of block and keys, so an entry never goes stale, and a hit needs
+    the keys. Spares re-parsing and re-decrypting every node on each listing or path walk (the filesystem
+    code in `nodes.py` fills it). LRU, bounded by `max_bytes` (block sizes plus a per-entry allowance)."""
+
+    def __init__(self, max_bytes: int = DECODED_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[DecodedKey, tuple[Decoded, int]] = OrderedDict()
+        self._size = 0
+
+    def get(self, key: DecodedKey) -> Decoded | None:
+        """The cached value, or None."""
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        self._entries.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: DecodedKey, value: Decoded, weight: int) -> None:
+        """Remember a value of about `weight` bytes (evicting the least recently used beyond the bound)."""
+        weight += _DECODED_ENTRY_OVERHEAD
+        if weight > self.max_bytes or key in self._entries:
+            return
+        self._entries[key] = (value, weight)
+        self._size += weight
+        while self._size > self.max_bytes:
+            _, (_, w) = self._entries.popitem(last=False)
+            self._size -= w
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class _CacheStore:
     """The block cache as a CHAMP block getter (reads only)."""
 
@@ -183,6 +233,7 @@ class NetworkAccess:
         self.space = space if space is not None else HttpSpace(net.storage.http)
         self.cache = BlockCache(cache_bytes)
         self.node_cache = NodeCache()
+        self.decoded = DecodedCache()
         self.stats = NetworkStats()
         self._seen: dict[PublicKeyHash, tuple[int | None, Cid | None]] = {}
         self._limit = trio.CapacityLimiter(PARALLEL_REQUESTS)
@@ -191,6 +242,7 @@ class NetworkAccess:
         """Drop cached blocks and decoded nodes (pointer sequences seen are kept: they guard rollbacks)."""
         self.cache.clear()
         self.node_cache.clear()
+        self.decoded.clear()
 
     # ---- pointers and WriterData -----------------------------------------------------------------
     def note_pointer(self, writer: PublicKeyHash, update: PointerUpdate) -> None:
@@ -487,6 +539,7 @@ __all__ = [
     "MAX_REQUEST_BYTES",
     "BlockCache",
     "CommittedWriterData",
+    "DecodedCache",
     "Lookup",
     "NetworkAccess",
     "NetworkStats",

@@ -49,7 +49,7 @@ from peergos_node.cryptree.capabilities import AbsoluteCapability, WritableAbsol
 from peergos_node.cryptree.chunks import MAX_CHILD_LINKS_PER_CHUNK, ChunkLocation, next_chunk_location
 from peergos_node.cryptree.node import CryptreeNode, ReadNode, create_dir
 from peergos_node.cryptree.properties import FileProperties, Timestamp
-from peergos_node.cryptree.relative import NamedRelativeCapability, RelativeCapability
+from peergos_node.cryptree.relative import ChildrenLinks, NamedRelativeCapability, RelativeCapability
 from peergos_node.errors import BadCiphertext
 
 MAX_DIR_CHUNKS = 100_000
@@ -115,25 +115,43 @@ class Node:
 
 
 def _decode(
-    cap: AbsoluteCapability, cid: Cid, block: bytes, parent_signer: SigningPrivateKeyAndPublicHash | None
+    snap: Snapshot,
+    cap: AbsoluteCapability,
+    cid: Cid,
+    block: bytes,
+    parent_signer: SigningPrivateKeyAndPublicHash | None,
 ) -> Node:
+    wkey = cap.wbase_key.key if isinstance(cap, WritableAbsoluteCapability) else None
+    ckey = (cid, cap.rbase_key.key, wkey)
+    hit = snap.net.decoded.get(ckey)
+    if isinstance(hit, tuple):
+        node, read, link_signer = hit
+    else:
+        node, read, link_signer = _decode_block(cap, cid, block)
+        snap.net.decoded.put(ckey, (node, read, link_signer), len(block))
+    signer = None
+    if isinstance(cap, WritableAbsoluteCapability):
+        signer = link_signer if read.signer_link is not None else parent_signer
+        if signer is not None and signer.public_key_hash != cap.writer:
+            signer = None
+    return Node(cap, cid, node, read, signer)
+
+
+def _decode_block(
+    cap: AbsoluteCapability, cid: Cid, block: bytes
+) -> tuple[CryptreeNode, ReadNode, SigningPrivateKeyAndPublicHash | None]:
     try:
         node = CryptreeNode.parse(block)
         read = node.read(cap.rbase_key)
     except (DecodeError, BadCiphertext) as e:
         raise TamperedData(f"node {cid} does not decrypt with its capability: {e}") from None
-    signer = None
-    if isinstance(cap, WritableAbsoluteCapability):
-        if read.signer_link is not None:
-            try:
-                signer = read.signer_link.target(cap.wbase_key)
-            except (DecodeError, BadCiphertext) as e:
-                raise TamperedData(f"node {cid} has an unreadable writer link: {e}") from None
-        elif parent_signer is not None:
-            signer = parent_signer
-        if signer is not None and signer.public_key_hash != cap.writer:
-            signer = None
-    return Node(cap, cid, node, read, signer)
+    link_signer = None
+    if isinstance(cap, WritableAbsoluteCapability) and read.signer_link is not None:
+        try:
+            link_signer = read.signer_link.target(cap.wbase_key)
+        except (DecodeError, BadCiphertext) as e:
+            raise TamperedData(f"node {cid} has an unreadable writer link: {e}") from None
+    return node, read, link_signer
 
 
 async def load_nodes(
@@ -154,7 +172,7 @@ async def load_nodes(
                 continue
             if got.block is None:
                 raise TamperedData(f"the server withheld node {got.value}")
-            out[i] = _decode(caps[i], got.value, got.block, parent_signer)
+            out[i] = _decode(snap, caps[i], got.value, got.block, parent_signer)
     return out
 
 
@@ -210,14 +228,21 @@ async def dir_chunks(snap: Snapshot, first: Node) -> list[Node]:
 
 async def chunk_children(snap: Snapshot, chunk: Node) -> list[NamedRelativeCapability]:
     """The named child links of one directory chunk (legacy unnamed links are named from the child)."""
-    blocks = await payload_blocks(snap, chunk)
-    try:
-        if sum(len(b) for b in blocks) > INLINE_DECRYPT_LIMIT:
-            links = await trio.to_thread.run_sync(chunk.read.children, blocks)
-        else:
-            links = chunk.read.children(blocks)
-    except (DecodeError, BadCiphertext) as e:
-        raise TamperedData(f"directory chunk {chunk.cid} does not decrypt: {e}") from None
+    ckey = (chunk.cid, chunk.cap.rbase_key.key, b"children")
+    hit = snap.net.decoded.get(ckey)
+    if isinstance(hit, ChildrenLinks):
+        links = hit
+    else:
+        blocks = await payload_blocks(snap, chunk)
+        size = sum(len(b) for b in blocks)
+        try:
+            if size > INLINE_DECRYPT_LIMIT:
+                links = await trio.to_thread.run_sync(chunk.read.children, blocks)
+            else:
+                links = chunk.read.children(blocks)
+        except (DecodeError, BadCiphertext) as e:
+            raise TamperedData(f"directory chunk {chunk.cid} does not decrypt: {e}") from None
+        snap.net.decoded.put(ckey, links, 4 * size)  # parsed links take more memory than their ciphertext
     if not links.legacy:
         return list(links.named)
     caps = [rel.to_absolute(chunk.cap) for rel in links.legacy]
