@@ -40,7 +40,8 @@ import trio
 from nabu_py.codec import dag_cbor
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, Cid
-from peergos_node.champ import Champ, MissingBlock, NodeCache, identity_hasher, verify_paths
+from peergos_node.champ import Champ, MissingBlock, NodeCache, identity_hasher
+from peergos_node.champ.tree import MAX_PROOF_BLOCKS
 from peergos_node.client.account import Network
 from peergos_node.client.errors import PointerRollback, StorageQuotaExceeded, TamperedData
 from peergos_node.client.http import HttpSpace, RemoteError, RemoteQuotaExceeded
@@ -200,6 +201,22 @@ class DecodedCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+_SHA256_PREFIX = b"\x12\x20"
+
+
+class _ProofStore:
+    """Blocks of a CHAMP proof by sha2-256 digest: a block is only ever returned for the CID it hashes to."""
+
+    def __init__(self, by_digest: dict[bytes, bytes]) -> None:
+        self._by_digest = by_digest
+
+    def get(self, cid: Cid) -> bytes | None:
+        mh = cid.multihash
+        if len(mh) != 34 or mh[:2] != _SHA256_PREFIX:
+            return None
+        return self._by_digest.get(mh[2:])
 
 
 class _CacheStore:
@@ -386,13 +403,23 @@ class NetworkAccess:
             blocks = await self.net.storage.champ_lookup(owner, root, [(k, bat_with_id(b)) for k, b in keys])
         except DecodeError as e:
             raise TamperedData(f"malformed champ/get/bulk answer: {e}") from None
-        try:
-            values = verify_paths(root, [k for k, _ in keys], blocks)
-        except DecodeError as e:
-            raise TamperedData(f"the server's CHAMP proof does not verify: {e}") from None
+        if len(blocks) > MAX_PROOF_BLOCKS:
+            raise TamperedData(f"more than {MAX_PROOF_BLOCKS} blocks in a CHAMP proof")
         by_digest: dict[bytes, bytes] = {}
         for data in blocks:
             by_digest[hashlib.sha256(data).digest()] = data
+        # Walk the answer as `champ.verify_paths` does (each block used only under the CID it hashes to),
+        # sharing the decoded-node cache: nodes met in earlier answers (the top levels) are not decoded
+        # again.
+        proof = Champ(_ProofStore(by_digest), identity_hasher, cache=self.node_cache)
+        values: dict[bytes, object] = {}
+        try:
+            for key, _ in keys:
+                values[key] = proof.get(root, key)
+        except MissingBlock as e:
+            raise TamperedData(f"the server's CHAMP proof lacks node {e.cid}") from None
+        except DecodeError as e:
+            raise TamperedData(f"the server's CHAMP proof does not verify: {e}") from None
         out: dict[bytes, Lookup] = {}
         for key, bat in keys:
             cid = _as_link(values[key], key)
@@ -406,9 +433,9 @@ class NetworkAccess:
                     self.cache.put_verified(cid, block)
             out[key] = Lookup(cid, block)
         # the path nodes are verified (each was used only under the CID it hashes to): cache them
-        for data in blocks:
+        for digest, data in by_digest.items():
             if len(data) <= MAX_CACHED_BLOCK:
-                self.cache.put_verified(Cid.for_block(CODEC_DAG_CBOR, data), data)
+                self.cache.put_verified(Cid.v1(CODEC_DAG_CBOR, _SHA256_PREFIX + digest), data)
         return out
 
     # ---- writes ----------------------------------------------------------------------------------
