@@ -44,7 +44,7 @@ from peergos_node.cbor import (
     only_keys,
 )
 from peergos_node.cbor import field as cbor_field
-from peergos_node.client.network import NetworkAccess, task_group
+from peergos_node.client.network import CommittedWriterData, NetworkAccess, task_group
 from peergos_node.client.synchronizer import Snapshot, WriteBatch, WriteSynchronizer
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -318,6 +318,9 @@ class ChunkUploader:
                 nursery.start_soon(upload)
                 async with uploaded_recv:  # stage 3: commit each chunk into the tree, in order
                     index = start
+                    # Each commit builds on the state our previous one left (no pointer re-read) inside
+                    # the upload's transaction; a concurrent writer only costs a CAS retry and a merge.
+                    state: CommittedWriterData | None = None
                     async for located in uploaded_recv:
 
                         async def commit(
@@ -325,7 +328,9 @@ class ChunkUploader:
                         ) -> None:
                             batch.put_node(node.location.map_key, node.node)
 
-                        await self.sync.apply(self.owner, self.signer, commit)
+                        _, state = await self.sync.apply_on(
+                            self.owner, self.signer, commit, base=state, tid=tid
+                        )
                         index += 1
                         if progress is not None:
                             done = min(enc.properties.size, index * CHUNK_SIZE)
