@@ -15,8 +15,9 @@ forged state (§11.5):
   (cryptree nodes, fragments) are fetched with `bat=` (§7). Verified small blocks (CHAMP nodes, cryptree
   nodes, WriterData) go into a bounded cache; since blocks are content addressed it never goes stale.
 * **CHAMP lookups** (§5.3) use `champ/get/bulk` (at most 20 keys per request): the returned blocks are
-  re-walked locally with `champ.verify_paths`, so the answer is what the tree rooted at the signed
-  pointer's WriterData really holds; value blocks are picked out of the answer by their hash, and a
+  re-walked locally as `champ.verify_paths` does (each block used only under the CID it hashes to, and
+  nodes decoded in earlier answers taken from the shared decoded-node cache), so the answer is what the
+  tree rooted at the signed pointer's WriterData really holds; value blocks are picked out of the answer by their hash, and a
   lookup whose path is already cached (e.g. right after our own commit) costs no request at all.
 * **Writes** (§8): blocks are signed by the writer (attached signature over sha256(block)) and sent in
   groups of at most 1 MiB + 100 bytes per request inside a server transaction, which protects them from

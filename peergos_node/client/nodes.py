@@ -8,7 +8,9 @@ A capability names a node by (owner, writer, map key) plus BAT and keys (§6.1).
 map keys up in the writers' CHAMPs through a `Snapshot` (verified lookups, batched 20 per request, or the
 write batch's own changes) and decrypts each first chunk into a `Node`: capability, CID, parsed node,
 decrypted FromBase/FromParent and, for writable capabilities, the key that signs writes to it (from the
-node's writer link, else inherited from its parent — §6.2).
+node's writer link, else inherited from its parent — §6.2). Parsed and decrypted nodes and directory
+child lists are kept in the client's `DecodedCache` by (CID, keys), so listing or walking the same
+folders again costs lookups only.
 
 A **directory** is a chain of chunks: the first at the capability's location, each next one at its
 predecessor's FromBase next-chunk location, until a location is empty (§6.6). Each chunk lists at most

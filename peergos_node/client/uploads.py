@@ -21,7 +21,11 @@ final commit links the file into its directory and removes the record atomically
 
 The pipeline has three stages — read and encrypt (worker thread), upload fragments, commit the chunk
 node — so chunk i+2 is encrypted while chunk i+1's fragments are sent and chunk i is committed; at most
-three chunks are in memory whatever the file size. Progress is reported after each commit.
+three chunks are in memory whatever the file size. Progress is reported after each commit. Chunk commits
+run inside the upload's own server transaction and each builds on the state the previous one left
+instead of re-reading the writer's pointer (a concurrent writer only makes the pointer CAS fail, and the
+chunk is merged onto the newer state as any batch is): a commit is then a CHAMP edit, one block upload
+and one `setPointer`.
 """
 
 from __future__ import annotations
