@@ -17,8 +17,9 @@ forged state (§11.5):
 * **CHAMP lookups** (§5.3) use `champ/get/bulk` (at most 20 keys per request): the returned blocks are
   re-walked locally as `champ.verify_paths` does (each block used only under the CID it hashes to, and
   nodes decoded in earlier answers taken from the shared decoded-node cache), so the answer is what the
-  tree rooted at the signed pointer's WriterData really holds; value blocks are picked out of the answer by their hash, and a
-  lookup whose path is already cached (e.g. right after our own commit) costs no request at all.
+  tree rooted at the signed pointer's WriterData really holds; value blocks are picked out of the answer
+  by their hash, and a lookup whose path is already cached (e.g. right after our own commit) costs no
+  request at all.
 * **Writes** (§8): blocks are signed by the writer (attached signature over sha256(block)) and sent in
   groups of at most 1 MiB + 100 bytes per request inside a server transaction, which protects them from
   garbage collection until the transaction closes; pointer updates are signed and committed with one
