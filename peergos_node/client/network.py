@@ -49,6 +49,7 @@ from peergos_node.client.errors import PointerRollback, StorageQuotaExceeded, Ta
 from peergos_node.client.http import HttpSpace, RemoteError, RemoteQuotaExceeded
 from peergos_node.crypto.bat import Bat, BatWithId
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
+from peergos_node.cryptree.capabilities import AbsoluteCapability
 from peergos_node.cryptree.fragments import MAX_FRAGMENT_BLOCK_SIZE
 from peergos_node.cryptree.node import CryptreeNode, ReadNode
 from peergos_node.cryptree.relative import ChildrenLinks
@@ -162,8 +163,11 @@ class BlockCache:
 
 DecodedKey = tuple[Cid, bytes, bytes | None]
 """(node CID, read key, write key or a tag) of a decoded-cache entry."""
-Decoded = tuple[CryptreeNode, ReadNode, SigningPrivateKeyAndPublicHash | None] | ChildrenLinks
-"""A decoded-cache entry: a parsed and opened node with its writer-link signer, or a child list."""
+Decoded = (
+    tuple[CryptreeNode, ReadNode, SigningPrivateKeyAndPublicHash | None] | ChildrenLinks | AbsoluteCapability
+)
+"""A decoded-cache entry: a parsed and opened node with its writer-link signer, a child list, or a
+child's capability opened from its link."""
 
 
 class DecodedCache:

@@ -41,6 +41,7 @@ import trio
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import Cid
 from peergos_node.client.errors import AlreadyExists, NotWritable, PathNotFound, TamperedData
+from peergos_node.client.network import DecodedCache
 from peergos_node.client.synchronizer import DirHint, Snapshot, WriteBatch
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -273,9 +274,21 @@ async def find_entry(snap: Snapshot, first: Node, name: str) -> DirEntry | None:
     return None
 
 
-def child_cap(entry: DirEntry) -> AbsoluteCapability:
-    """The absolute capability of a listed child (writable if the directory's is and the link allows)."""
-    return entry.link.to_absolute(entry.chunk.cap)
+def child_cap(entry: DirEntry, decoded: DecodedCache | None = None) -> AbsoluteCapability:
+    """The absolute capability of a listed child (writable if the directory's is and the link allows);
+    with `decoded`, remembered there (opening a child's write-key link is a decryption)."""
+    source = entry.chunk.cap
+    if decoded is None:
+        return entry.link.to_absolute(source)
+    wkey = source.wbase_key.key if isinstance(source, WritableAbsoluteCapability) else b""
+    tag = b"".join((b"cap", wkey, source.owner.to_bytes(), source.writer.to_bytes(), entry.name.encode()))
+    key = (entry.chunk.cid, source.rbase_key.key, tag)
+    hit = decoded.get(key)
+    if isinstance(hit, AbsoluteCapability):
+        return hit
+    cap = entry.link.to_absolute(source)
+    decoded.put(key, cap, len(tag) + 256)
+    return cap
 
 
 def _rewrite_chunk(batch: WriteBatch, chunk: Node, children: Sequence[NamedRelativeCapability]) -> None:

@@ -388,7 +388,11 @@ class UserContext:
             if not node.is_dir:
                 raise NotADirectory(f"/{'/'.join(parts[: i - 1])} is not a folder")
             entry = await find_entry(snap, node, name)
-            child = None if entry is None else await load_node(snap, child_cap(entry), node.signer)
+            child = (
+                None
+                if entry is None
+                else await load_node(snap, child_cap(entry, self.net.decoded), node.signer)
+            )
             if child is None:
                 raise PathNotFound(f"/{'/'.join(parts[:i])} does not exist")
             chain.append(child)
@@ -459,7 +463,7 @@ class UserContext:
 
         async def load(part: list[DirEntry]) -> None:
             async with limit:
-                nodes = await load_nodes(snap, [child_cap(e) for e in part], folder.signer)
+                nodes = await load_nodes(snap, [child_cap(e, self.net.decoded) for e in part], folder.signer)
             for e, n in zip(part, nodes, strict=True):
                 if n is not None:
                     info = FileInfo.of(_join(full, e.name), n)
