@@ -41,7 +41,7 @@ import trio
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import Cid
 from peergos_node.client.errors import AlreadyExists, NotWritable, PathNotFound, TamperedData
-from peergos_node.client.network import DecodedCache
+from peergos_node.client.network import DECODED_NODE_OVERHEAD, DecodedCache
 from peergos_node.client.synchronizer import DirHint, Snapshot, WriteBatch
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -131,7 +131,7 @@ def _decode(
         node, read, link_signer = hit
     else:
         node, read, link_signer = _decode_block(cap, cid, block)
-        snap.net.decoded.put(ckey, (node, read, link_signer), len(block))
+        snap.net.decoded.put(ckey, (node, read, link_signer), len(block) + DECODED_NODE_OVERHEAD)
     signer = None
     if isinstance(cap, WritableAbsoluteCapability):
         signer = link_signer if read.signer_link is not None else parent_signer
@@ -245,7 +245,8 @@ async def chunk_children(snap: Snapshot, chunk: Node) -> list[NamedRelativeCapab
                 links = chunk.read.children(blocks)
         except (DecodeError, BadCiphertext) as e:
             raise TamperedData(f"directory chunk {chunk.cid} does not decrypt: {e}") from None
-        snap.net.decoded.put(ckey, links, 4 * size)  # parsed links take more memory than their ciphertext
+        # parsed links take more memory than their ciphertext
+        snap.net.decoded.put(ckey, links, 4 * size + DECODED_NODE_OVERHEAD)
     if not links.legacy:
         return list(links.named)
     caps = [rel.to_absolute(chunk.cap) for rel in links.legacy]
