@@ -15,12 +15,51 @@ import base58
 from nabu_py.errors import DecodeError
 
 MAX_TEXT_LEN = 8192
-_B58_ALPHABET = frozenset(base58.BITCOIN_ALPHABET.decode())
+_ALPHABET = base58.BITCOIN_ALPHABET
+_B58_ALPHABET = frozenset(_ALPHABET.decode())
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_PAIRS = [bytes((_ALPHABET[i // 58], _ALPHABET[i % 58])) for i in range(58 * 58)]
+_GROUP = 10
+_POWERS: dict[int, int] = {}
+_LOG2_58 = 5.857980995127572
+"""Base58 conversion without the `base58` package's one big-integer division per digit (quadratic in
+Python): encoding splits the number recursively by powers of 58 (divisions by big divisors run in C),
+decoding folds ten digits per multiplication. Several times faster on the kilobyte-long texts Peergos
+puts in URLs (`champ/get/bulk` caps); output is identical."""
+
+
+def _power(k: int) -> int:
+    p = _POWERS.get(k)
+    if p is None:
+        p = _POWERS[k] = 58**k
+    return p
+
+
+def _digits(n: int, k: int, out: list[bytes]) -> None:
+    """Append exactly `k` base58 digits of `n` (< 58**k), most significant first."""
+    if k <= _GROUP:
+        group: list[bytes] = []
+        for _ in range(k // 2):
+            n, pair = divmod(n, 58 * 58)
+            group.append(_PAIRS[pair])
+        if k % 2:
+            group.append(_ALPHABET[n : n + 1])
+        group.reverse()
+        out.extend(group)
+        return
+    half = k // 2
+    high, low = divmod(n, _power(half))
+    _digits(high, k - half, out)
+    _digits(low, half, out)
 
 
 def b58encode(data: bytes) -> str:
     """Plain base58btc with no multibase prefix (Peergos `toBase58()`, libp2p peer ids)."""
-    return base58.b58encode(data).decode("ascii")
+    body = data.lstrip(b"\0")
+    out: list[bytes] = []
+    _digits(int.from_bytes(body, "big"), int(len(body) * 8 / _LOG2_58) + 2, out)
+    text = b"".join(out).lstrip(b"1")  # the digit count is an upper bound: drop leading zero digits
+    return "1" * (len(data) - len(body)) + text.decode("ascii")
 
 
 def b58decode(text: str, max_len: int = MAX_TEXT_LEN) -> bytes:
@@ -29,7 +68,19 @@ def b58decode(text: str, max_len: int = MAX_TEXT_LEN) -> bytes:
         raise DecodeError(f"base58 text longer than {max_len} characters")
     if not _B58_ALPHABET.issuperset(text):
         raise DecodeError("invalid base58btc text")
-    return base58.b58decode(text)
+    raw = text.encode("ascii")
+    body = raw.lstrip(b"1")
+    index = _INDEX
+    n = 0
+    end = len(body) % _GROUP or _GROUP  # a short first group, then groups of ten digits
+    start = 0
+    while start < len(body):
+        v = 0
+        for c in body[start:end]:
+            v = v * 58 + index[c]
+        n = n * _power(end - start) + v
+        start, end = end, end + _GROUP
+    return bytes(len(raw) - len(body)) + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
 
 
 def b32encode(data: bytes, upper: bool = False) -> str:

@@ -12,7 +12,8 @@ resumed upload can check it is given the same data.
 **Reading.** `FileReader` reads a file through one snapshot of its writer's tree. Seeking to byte X costs
 X // 5 MiB local hashes (the stream-secret chain, §6.5) and then one CHAMP lookup plus the fragments of
 the chunk holding X: earlier chunks are never fetched. One decrypted chunk is kept. `download` streams a
-whole file with one chunk fetched ahead while the previous one is written out.
+whole file with the next chunks fetched (two at a time) and decrypted while the previous one is written
+out.
 
 **Writing inside a file.** `FileEditor` rewrites chunks in place under the file's existing keys and
 locations (fresh nonces and fragment BATs): a write at an offset re-encrypts only the chunks it touches
@@ -155,6 +156,18 @@ async def hash_tree(source: DataSource) -> HashTree:
 
 
 # ---- reading -------------------------------------------------------------------------------------
+FETCH_AHEAD = 2
+"""Chunks whose fragments `FileReader.stream` fetches at the same time."""
+
+
+class _Slot:
+    """A chunk being fetched: set `done` once `result` holds its node and fragment blocks."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: tuple[Node, list[bytes]] | None = None
+
+
 class FileReader:
     """Streamed, seekable reading of one file (see the module docstring). Not safe for concurrent use."""
 
@@ -204,7 +217,10 @@ class FileReader:
 
     async def _fetch(self, index: int) -> tuple[Node, list[bytes]]:
         """Chunk `index`'s node and fragment blocks (verified, still encrypted)."""
-        node = await load_chunk(self._snap, self._first, await self._location(index))
+        return await self._fetch_at(await self._location(index))
+
+    async def _fetch_at(self, location: ChunkLocation) -> tuple[Node, list[bytes]]:
+        node = await load_chunk(self._snap, self._first, location)
         self.chunks_fetched += 1
         return node, await payload_blocks(self._snap, node)
 
@@ -238,19 +254,36 @@ class FileReader:
         return b"".join(parts)
 
     async def stream(self, write: Callable[[bytes], Awaitable[None]]) -> int:
-        """Pass the rest of the file to `write` one chunk at a time; the next chunk is fetched and the one
-        after decrypted while the current one is written. Returns the number of bytes written."""
+        """Pass the rest of the file to `write` one chunk at a time; the next chunks are fetched (up to
+        `FETCH_AHEAD` at once, so the server always has requests to answer) and the one after decrypted
+        while the current one is written. Returns the number of bytes written."""
         first_index = self._pos // CHUNK_SIZE
         last_index = (self.size - 1) // CHUNK_SIZE if self.size else -1
         skip = self._pos - first_index * CHUNK_SIZE
         written = 0
         fetched_send, fetched_recv = trio.open_memory_channel[tuple[int, Node, list[bytes]]](1)
         opened_send, opened_recv = trio.open_memory_channel[bytes](1)
+        started_send, started_recv = trio.open_memory_channel[tuple[int, _Slot]](FETCH_AHEAD)
 
-        async def fetch() -> None:  # stage 1: lookups and fragments of the next chunk
-            async with fetched_send:
+        async def fetch_one(location: ChunkLocation, slot: _Slot) -> None:
+            slot.result = await self._fetch_at(location)
+            slot.done.set()
+
+        async def launch(nursery: trio.Nursery) -> None:  # stage 1a: start fetches, a few at once
+            async with started_send:
                 for index in range(first_index, last_index + 1):
-                    node, blocks = await self._fetch(index)
+                    slot = _Slot()
+                    location = await self._location(index)
+                    await started_send.send((index, slot))  # blocks while FETCH_AHEAD are pending
+                    nursery.start_soon(fetch_one, location, slot)
+
+        async def fetch() -> None:  # stage 1b: hand the fetched chunks on in order
+            async with fetched_send, started_recv:
+                async for index, slot in started_recv:
+                    await slot.done.wait()
+                    assert slot.result is not None
+                    node, blocks = slot.result
+                    slot.result = None
                     await fetched_send.send((index, node, blocks))
 
         async def decrypt() -> None:  # stage 2: decryption in a worker thread
@@ -259,6 +292,7 @@ class FileReader:
                     await opened_send.send(await self._open(index, node, blocks))
 
         async with task_group() as nursery:
+            nursery.start_soon(launch, nursery)
             nursery.start_soon(fetch)
             nursery.start_soon(decrypt)
             async with opened_recv:

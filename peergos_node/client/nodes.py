@@ -8,7 +8,9 @@ A capability names a node by (owner, writer, map key) plus BAT and keys (§6.1).
 map keys up in the writers' CHAMPs through a `Snapshot` (verified lookups, batched 20 per request, or the
 write batch's own changes) and decrypts each first chunk into a `Node`: capability, CID, parsed node,
 decrypted FromBase/FromParent and, for writable capabilities, the key that signs writes to it (from the
-node's writer link, else inherited from its parent — §6.2).
+node's writer link, else inherited from its parent — §6.2). Parsed and decrypted nodes and directory
+child lists are kept in the client's `DecodedCache` by (CID, keys), so listing or walking the same
+folders again costs lookups only.
 
 A **directory** is a chain of chunks: the first at the capability's location, each next one at its
 predecessor's FromBase next-chunk location, until a location is empty (§6.6). Each chunk lists at most
@@ -39,6 +41,7 @@ import trio
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import Cid
 from peergos_node.client.errors import AlreadyExists, NotWritable, PathNotFound, TamperedData
+from peergos_node.client.network import DECODED_NODE_OVERHEAD, DecodedCache
 from peergos_node.client.synchronizer import DirHint, Snapshot, WriteBatch
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -49,7 +52,7 @@ from peergos_node.cryptree.capabilities import AbsoluteCapability, WritableAbsol
 from peergos_node.cryptree.chunks import MAX_CHILD_LINKS_PER_CHUNK, ChunkLocation, next_chunk_location
 from peergos_node.cryptree.node import CryptreeNode, ReadNode, create_dir
 from peergos_node.cryptree.properties import FileProperties, Timestamp
-from peergos_node.cryptree.relative import NamedRelativeCapability, RelativeCapability
+from peergos_node.cryptree.relative import ChildrenLinks, NamedRelativeCapability, RelativeCapability
 from peergos_node.errors import BadCiphertext
 
 MAX_DIR_CHUNKS = 100_000
@@ -115,25 +118,43 @@ class Node:
 
 
 def _decode(
-    cap: AbsoluteCapability, cid: Cid, block: bytes, parent_signer: SigningPrivateKeyAndPublicHash | None
+    snap: Snapshot,
+    cap: AbsoluteCapability,
+    cid: Cid,
+    block: bytes,
+    parent_signer: SigningPrivateKeyAndPublicHash | None,
 ) -> Node:
+    wkey = cap.wbase_key.key if isinstance(cap, WritableAbsoluteCapability) else None
+    ckey = (cid, cap.rbase_key.key, wkey)
+    hit = snap.net.decoded.get(ckey)
+    if isinstance(hit, tuple):
+        node, read, link_signer = hit
+    else:
+        node, read, link_signer = _decode_block(cap, cid, block)
+        snap.net.decoded.put(ckey, (node, read, link_signer), len(block) + DECODED_NODE_OVERHEAD)
+    signer = None
+    if isinstance(cap, WritableAbsoluteCapability):
+        signer = link_signer if read.signer_link is not None else parent_signer
+        if signer is not None and signer.public_key_hash != cap.writer:
+            signer = None
+    return Node(cap, cid, node, read, signer)
+
+
+def _decode_block(
+    cap: AbsoluteCapability, cid: Cid, block: bytes
+) -> tuple[CryptreeNode, ReadNode, SigningPrivateKeyAndPublicHash | None]:
     try:
         node = CryptreeNode.parse(block)
         read = node.read(cap.rbase_key)
     except (DecodeError, BadCiphertext) as e:
         raise TamperedData(f"node {cid} does not decrypt with its capability: {e}") from None
-    signer = None
-    if isinstance(cap, WritableAbsoluteCapability):
-        if read.signer_link is not None:
-            try:
-                signer = read.signer_link.target(cap.wbase_key)
-            except (DecodeError, BadCiphertext) as e:
-                raise TamperedData(f"node {cid} has an unreadable writer link: {e}") from None
-        elif parent_signer is not None:
-            signer = parent_signer
-        if signer is not None and signer.public_key_hash != cap.writer:
-            signer = None
-    return Node(cap, cid, node, read, signer)
+    link_signer = None
+    if isinstance(cap, WritableAbsoluteCapability) and read.signer_link is not None:
+        try:
+            link_signer = read.signer_link.target(cap.wbase_key)
+        except (DecodeError, BadCiphertext) as e:
+            raise TamperedData(f"node {cid} has an unreadable writer link: {e}") from None
+    return node, read, link_signer
 
 
 async def load_nodes(
@@ -154,7 +175,7 @@ async def load_nodes(
                 continue
             if got.block is None:
                 raise TamperedData(f"the server withheld node {got.value}")
-            out[i] = _decode(caps[i], got.value, got.block, parent_signer)
+            out[i] = _decode(snap, caps[i], got.value, got.block, parent_signer)
     return out
 
 
@@ -210,14 +231,22 @@ async def dir_chunks(snap: Snapshot, first: Node) -> list[Node]:
 
 async def chunk_children(snap: Snapshot, chunk: Node) -> list[NamedRelativeCapability]:
     """The named child links of one directory chunk (legacy unnamed links are named from the child)."""
-    blocks = await payload_blocks(snap, chunk)
-    try:
-        if sum(len(b) for b in blocks) > INLINE_DECRYPT_LIMIT:
-            links = await trio.to_thread.run_sync(chunk.read.children, blocks)
-        else:
-            links = chunk.read.children(blocks)
-    except (DecodeError, BadCiphertext) as e:
-        raise TamperedData(f"directory chunk {chunk.cid} does not decrypt: {e}") from None
+    ckey = (chunk.cid, chunk.cap.rbase_key.key, b"children")
+    hit = snap.net.decoded.get(ckey)
+    if isinstance(hit, ChildrenLinks):
+        links = hit
+    else:
+        blocks = await payload_blocks(snap, chunk)
+        size = sum(len(b) for b in blocks)
+        try:
+            if size > INLINE_DECRYPT_LIMIT:
+                links = await trio.to_thread.run_sync(chunk.read.children, blocks)
+            else:
+                links = chunk.read.children(blocks)
+        except (DecodeError, BadCiphertext) as e:
+            raise TamperedData(f"directory chunk {chunk.cid} does not decrypt: {e}") from None
+        # parsed links take more memory than their ciphertext
+        snap.net.decoded.put(ckey, links, 4 * size + DECODED_NODE_OVERHEAD)
     if not links.legacy:
         return list(links.named)
     caps = [rel.to_absolute(chunk.cap) for rel in links.legacy]
@@ -246,9 +275,21 @@ async def find_entry(snap: Snapshot, first: Node, name: str) -> DirEntry | None:
     return None
 
 
-def child_cap(entry: DirEntry) -> AbsoluteCapability:
-    """The absolute capability of a listed child (writable if the directory's is and the link allows)."""
-    return entry.link.to_absolute(entry.chunk.cap)
+def child_cap(entry: DirEntry, decoded: DecodedCache | None = None) -> AbsoluteCapability:
+    """The absolute capability of a listed child (writable if the directory's is and the link allows);
+    with `decoded`, remembered there (opening a child's write-key link is a decryption)."""
+    source = entry.chunk.cap
+    if decoded is None:
+        return entry.link.to_absolute(source)
+    wkey = source.wbase_key.key if isinstance(source, WritableAbsoluteCapability) else b""
+    tag = b"".join((b"cap", wkey, source.owner.to_bytes(), source.writer.to_bytes(), entry.name.encode()))
+    key = (entry.chunk.cid, source.rbase_key.key, tag)
+    hit = decoded.get(key)
+    if isinstance(hit, AbsoluteCapability):
+        return hit
+    cap = entry.link.to_absolute(source)
+    decoded.put(key, cap, len(tag) + 256)
+    return cap
 
 
 def _rewrite_chunk(batch: WriteBatch, chunk: Node, children: Sequence[NamedRelativeCapability]) -> None:

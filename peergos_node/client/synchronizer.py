@@ -270,14 +270,30 @@ class WriteSynchronizer:
         fn: Callable[[WriteBatch, Snapshot], Awaitable[T]],
     ) -> T:
         """Run `fn` on a fresh batch for the signer's writer and commit it (merging if needed)."""
+        return (await self.apply_on(owner, signer, fn))[0]
+
+    async def apply_on(
+        self,
+        owner: PublicKeyHash,
+        signer: SigningPrivateKeyAndPublicHash,
+        fn: Callable[[WriteBatch, Snapshot], Awaitable[T]],
+        *,
+        base: CommittedWriterData | None = None,
+        tid: str | None = None,
+    ) -> tuple[T, CommittedWriterData]:
+        """`apply`, also returning the writer's new committed state. `base` (a state this client committed
+        or read earlier) spares re-reading the pointer: should another client have committed since, the
+        pointer CAS fails and the batch is merged onto the newer state as usual, so it suits writes that
+        only add keys of their own (file chunks). `tid`: an open server transaction to write the blocks
+        in (else one is opened and closed for the commit)."""
         async with self._lock(owner, signer.public_key_hash):
             snap = Snapshot(self.net)
-            base = await self.net.writer_data(owner, signer.public_key_hash)
+            if base is None:
+                base = await self.net.writer_data(owner, signer.public_key_hash)
             batch = WriteBatch(self.net, owner, signer, base, self.rng)
             snap.attach(batch)
             result = await fn(batch, snap)
-            await self.commit(batch)
-            return result
+            return result, await self.commit(batch, tid)
 
     async def apply_multi(
         self,
@@ -367,14 +383,18 @@ class WriteSynchronizer:
         for c in dag_new:
             self.net.remember(c, batch.dag[c])
 
-    async def commit(self, batch: WriteBatch) -> CommittedWriterData:
-        """Commit a batch (see the module docstring); returns the writer's new committed state."""
+    async def commit(self, batch: WriteBatch, tid: str | None = None) -> CommittedWriterData:
+        """Commit a batch (see the module docstring); returns the writer's new committed state. `tid`: an
+        open server transaction to use (else one is opened and closed here)."""
         changes = await self._base_changes(batch)
         if not changes:
             return batch.base
         root = await self._build(batch, batch.base.tree, changes)
         wd = batch.base.data.with_tree(root)
         wd_cid = batch.store.put(wd.serialize())
+        if tid is not None:
+            await self._upload(batch, wd_cid, tid)
+            return await self._publish(batch, changes, wd, wd_cid, tid)
         tid = await self.net.start_transaction(batch.owner)
         try:
             await self._upload(batch, wd_cid, tid)

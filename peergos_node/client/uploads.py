@@ -21,7 +21,11 @@ final commit links the file into its directory and removes the record atomically
 
 The pipeline has three stages — read and encrypt (worker thread), upload fragments, commit the chunk
 node — so chunk i+2 is encrypted while chunk i+1's fragments are sent and chunk i is committed; at most
-three chunks are in memory whatever the file size. Progress is reported after each commit.
+three chunks are in memory whatever the file size. Progress is reported after each commit. Chunk commits
+run inside the upload's own server transaction and each builds on the state the previous one left
+instead of re-reading the writer's pointer (a concurrent writer only makes the pointer CAS fail, and the
+chunk is merged onto the newer state as any batch is): a commit is then a CHAMP edit, one block upload
+and one `setPointer`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from peergos_node.cbor import (
     only_keys,
 )
 from peergos_node.cbor import field as cbor_field
-from peergos_node.client.network import NetworkAccess, task_group
+from peergos_node.client.network import CommittedWriterData, NetworkAccess, task_group
 from peergos_node.client.synchronizer import Snapshot, WriteBatch, WriteSynchronizer
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
@@ -318,6 +322,9 @@ class ChunkUploader:
                 nursery.start_soon(upload)
                 async with uploaded_recv:  # stage 3: commit each chunk into the tree, in order
                     index = start
+                    # Each commit builds on the state our previous one left (no pointer re-read) inside
+                    # the upload's transaction; a concurrent writer only costs a CAS retry and a merge.
+                    state: CommittedWriterData | None = None
                     async for located in uploaded_recv:
 
                         async def commit(
@@ -325,7 +332,9 @@ class ChunkUploader:
                         ) -> None:
                             batch.put_node(node.location.map_key, node.node)
 
-                        await self.sync.apply(self.owner, self.signer, commit)
+                        _, state = await self.sync.apply_on(
+                            self.owner, self.signer, commit, base=state, tid=tid
+                        )
                         index += 1
                         if progress is not None:
                             done = min(enc.properties.size, index * CHUNK_SIZE)

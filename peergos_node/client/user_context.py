@@ -82,7 +82,7 @@ from peergos_node.client.http import (
     PeergosHttp,
 )
 from peergos_node.client.mime import HEAD_BYTES, guess_mime_type
-from peergos_node.client.network import NetworkAccess
+from peergos_node.client.network import MAX_CHAMP_KEYS_PER_REQUEST, NetworkAccess, task_group
 from peergos_node.client.nodes import (
     DirEntry,
     Node,
@@ -141,7 +141,10 @@ CAPABILITY_CACHE_DIR = ".capabilitycache"
 SYSTEM_DIRS = (SHARED_DIR, TRANSACTIONS_DIR, CAPABILITY_CACHE_DIR)
 """Folders every account gets at signup (Java `UserContext.signUpGeneral`)."""
 MAX_TRANSACTION_RECORD = 1024 * 1024
-LIST_BATCH = 200
+LIST_BATCH = MAX_CHAMP_KEYS_PER_REQUEST
+"""Children looked up together when listing (one `champ/get/bulk` request)."""
+LIST_PARALLEL = 4
+"""Listing lookups in flight at once (client and server work overlap on separate cores)."""
 
 
 def check_name(name: str) -> None:
@@ -408,7 +411,11 @@ class UserContext:
             if not node.is_dir:
                 raise NotADirectory(f"/{'/'.join(parts[: i - 1])} is not a folder")
             entry = await find_entry(snap, node, name)
-            child = None if entry is None else await load_node(snap, child_cap(entry), node.signer)
+            child = (
+                None
+                if entry is None
+                else await load_node(snap, child_cap(entry, self.net.decoded), node.signer)
+            )
             if child is None:
                 raise PathNotFound(f"/{'/'.join(parts[:i])} does not exist")
             chain.append(child)
@@ -475,14 +482,20 @@ class UserContext:
         if not include_hidden:
             entries = [e for e in entries if not e.name.startswith(".")]
         out: list[FileInfo] = []
-        for start in range(0, len(entries), LIST_BATCH):
-            part = entries[start : start + LIST_BATCH]
-            nodes = await load_nodes(snap, [child_cap(e) for e in part], folder.signer)
+        limit = trio.CapacityLimiter(LIST_PARALLEL)
+
+        async def load(part: list[DirEntry]) -> None:
+            async with limit:
+                nodes = await load_nodes(snap, [child_cap(e, self.net.decoded) for e in part], folder.signer)
             for e, n in zip(part, nodes, strict=True):
                 if n is not None:
                     info = FileInfo.of(_join(full, e.name), n)
                     if include_hidden or not info.is_hidden:
                         out.append(info)
+
+        async with task_group() as nursery:  # one CHAMP request per part, a few in flight
+            for start in range(0, len(entries), LIST_BATCH):
+                nursery.start_soon(load, entries[start : start + LIST_BATCH])
         return sorted(out, key=lambda i: i.name)
 
     async def open(self, path: str) -> FileReader:

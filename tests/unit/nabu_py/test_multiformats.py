@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import base58
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nabu_py.errors import DecodeError, HashMismatch
 from nabu_py.multiformats import multibase, multihash, varint
@@ -124,3 +127,11 @@ def test_cid_rejects_bytes(bad: str) -> None:
 def test_cid_rejects_text(bad: str) -> None:
     with pytest.raises(DecodeError):
         Cid.parse(bad)
+
+
+@given(st.binary(max_size=3000), st.integers(0, 4))
+def test_base58_matches_the_reference_encoder(data: bytes, zeros: int) -> None:
+    data = bytes(zeros) + data
+    text = multibase.b58encode(data)
+    assert text == base58.b58encode(data).decode()
+    assert multibase.b58decode(text) == data == base58.b58decode(text)
