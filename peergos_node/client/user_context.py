@@ -666,6 +666,9 @@ class UserContext:
             if old_node is not None and old_node.writer == batch.writer:
                 for key in await delete_keys(snap, old_node):
                     batch.remove(key)
+            # the folder's chunks just changed in the batch: the next edit must start from them, not
+            # from the node read before (else it would write back the replaced entry)
+            p = await self._fresh(snap, p)
         if fresh:
             await add_children(batch, snap, p, fresh)
 

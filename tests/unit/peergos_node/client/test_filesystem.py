@@ -310,3 +310,21 @@ async def test_login_with_a_second_factor(tmp_path: Path) -> None:
         async with await UserContext.login(u.home.url, "alice", PASSWORD, mfa=answer) as ctx:
             assert len(asked) == 1
             assert [i.name for i in await ctx.ls("/alice", include_hidden=True)] == sorted(SYSTEM_DIRS)
+
+
+async def test_bulk_upload_overwriting_some_files_keeps_every_entry_readable(tmp_path: Path) -> None:
+    # found by the model test: replacing one file and adding another in one `upload_files` wrote the folder
+    # back from before the replacement, so the replaced (and deleted) file stayed listed
+    async with fs_user(tmp_path) as u:
+        ctx = u.ctx
+        await ctx.upload_files("/alice", [("c", b"old c"), ("e", b"old e")])
+        await ctx.upload_files("/alice", [("d", b"new d"), ("c", b"new c"), ("e", b"new e")], overwrite=True)
+        names = {i.name for i in await ctx.ls("/alice")}
+        assert {"c", "d", "e"} <= names
+        for name in ("c", "d", "e"):
+            assert await ctx.read(f"/alice/{name}") == f"new {name}".encode()
+        again = await u.login_again()
+        try:
+            assert await again.read("/alice/c") == b"new c"
+        finally:
+            await again.aclose()
