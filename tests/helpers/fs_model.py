@@ -255,6 +255,32 @@ class FsModel:
         self.touched = [full]
         return self.info(full)
 
+    def upload_files(
+        self, folder: str, files: tuple[tuple[str, bytes], ...], overwrite: bool = False
+    ) -> tuple[Info, ...]:
+        """Several small files into one folder, all or nothing."""
+        full = self.normalize(folder)
+        names = [n for n, _ in files]
+        for n in names:
+            check_name(n)
+        if len(set(names)) != len(names):
+            raise AlreadyExists("the same name twice")
+        d = self._dir(full)
+        for n in names:
+            old = d.children.get(n)
+            if old is not None and not overwrite:
+                raise AlreadyExists(_join(full, n))
+            if isinstance(old, MDir):
+                raise IsADirectory(_join(full, n))
+        for n, data in files:
+            d.children[n] = MFile(bytearray(data))
+        self.touched = [_join(full, n) for n in names]
+        return tuple(self.info(p) for p in self.touched)
+
+    def download(self, path: str) -> bytes:
+        """The whole file, as `download` streams it."""
+        return bytes(self._file(path).data)
+
     def write_at(self, path: str, offset: int, data: bytes) -> Info:
         if offset < 0:
             raise ValueError("offset must be non-negative")
@@ -387,6 +413,8 @@ class Op:
             if isinstance(a, bytes):
                 digest = hashlib.sha256(a).hexdigest()[:8]
                 return f"<{len(a)} bytes {digest}>" if len(a) > 16 else repr(a)
+            if isinstance(a, tuple):
+                return "(" + ", ".join(show(x) for x in a) + ("," if len(a) == 1 else "") + ")"
             if isinstance(a, str) and len(a) > 60:
                 return repr(a[:20] + "…" + a[-20:]) + f"(len {len(a)})"
             return repr(a)
@@ -416,9 +444,11 @@ class OpGenerator:
         "upload": 16,
         "overwrite": 5,
         "upload_big": 0.5,
+        "upload_files": 3,
         "mkdir": 9,
         "read": 7,
         "open_read": 4,
+        "download": 2,
         "write_at": 8,
         "write_boundary": 0.6,
         "append": 4,
@@ -541,6 +571,18 @@ class OpGenerator:
     def _gen_upload_big(self) -> Op:
         n = CHUNK_SIZE + self.rng.randrange(1, 300_000)
         return Op("upload", (self._fmt(self._new_path()), self._data(n), self.rng.random() < 0.5))
+
+    def _gen_upload_files(self) -> Op:
+        folder = self.rng.choice(self._dirs()) if self.rng.random() < 0.9 else self._bad_path()
+        n = self.rng.randrange(1, 5)
+        names = [self._name() if self.rng.random() < 0.97 else self.rng.choice(ILLEGAL) for _ in range(n)]
+        if self.rng.random() < 0.8:
+            names = list(dict.fromkeys(names))  # mostly no name given twice
+        files = tuple((name, self._data(self.rng.randrange(0, 9000))) for name in names)
+        return Op("upload_files", (self._fmt(folder), files, self.rng.random() < 0.3))
+
+    def _gen_download(self) -> Op:
+        return Op("download", (self._fmt(self._existing("file")),))
 
     def _gen_mkdir(self) -> Op:
         parents = self.rng.random() < 0.3

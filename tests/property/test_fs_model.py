@@ -75,6 +75,15 @@ async def apply_to_client(ctx: UserContext, op: Op) -> object:
         case "upload":
             assert isinstance(a[1], bytes)
             return _info(await ctx.upload(str(a[0]), a[1], overwrite=bool(a[2])))
+        case "upload_files":
+            assert isinstance(a[1], tuple)
+            files = [(str(n), bytes(d)) for n, d in a[1]]
+            return tuple(_info(i) for i in await ctx.upload_files(str(a[0]), files, overwrite=bool(a[2])))
+        case "download":
+            out = io.BytesIO()
+            n = await ctx.download(str(a[0]), out)
+            assert n == len(out.getvalue()), f"download reported {n} bytes, wrote {len(out.getvalue())}"
+            return out.getvalue()
         case "read":
             assert isinstance(a[1], int) and isinstance(a[2], int)
             return await ctx.read(str(a[0]), a[1], a[2])
@@ -221,14 +230,14 @@ class Runner:
         op = self.gen.next()
         self.log.append(f"#{self.step} {op}")
         ctx = self.other if op.other else self.u.ctx
-        before = self.model.listing() if op.kind in ("mkdir", "upload", "copy", "move", "rename") else None
+        before = self.model.listing()
         expected = _outcome_model(self.model, op)
         got = await _outcome(apply_to_client(ctx, op))
         self.log[-1] += f" -> {_short(expected[1]) if expected[0] == 'ok' else expected[1]}"
         self.counts[op.label] = self.counts.get(op.label, 0) + 1
         if expected[0] == "error":
             self.errors += 1
-            assert before is None or self.model.listing() == before, "the model changed on an error"
+            assert self.model.listing() == before, "the model changed on an error"
         if got != expected:
             raise self.fail(f"{op}: client {_short(got)}, model {_short(expected)}")
         await self.compare_tree(self.u.ctx, "session", quick=True)
