@@ -206,7 +206,12 @@ class Runner:
     async def compare_tree(self, ctx: UserContext, who: str, quick: bool = False) -> None:
         expected = self.model.listing()
         walk = snapshot_listing if quick else client_listing
-        got = await walk(ctx, self.model.home)
+        try:
+            got = await walk(ctx, self.model.home)
+        except AssertionError as e:
+            if isinstance(e, Mismatch):
+                raise
+            raise self.fail(f"{who}: {e}") from e
         if got != expected:
             missing = sorted(set(expected) - set(got))
             extra = sorted(set(got) - set(expected))
