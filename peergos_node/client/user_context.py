@@ -532,12 +532,15 @@ class UserContext:
 
     # ---- folders -----------------------------------------------------------------------------------
     async def mkdir(self, path: str, *, parents: bool = False, hidden: bool = False) -> FileInfo:
-        """Create a folder (with `parents`, also missing ancestors; an existing folder is then fine)."""
+        """Create a folder (with `parents`, also missing ancestors; an existing folder is then fine).
+        Names are checked before anything is created, so an illegal one leaves no folders behind."""
         full = self.normalize(path)
         parent_path, name = self._split(full)
         check_name(name)
         if parents:
             parts = self._parts(parent_path)
+            for part in parts[1:]:
+                check_name(part)
             for i in range(2, len(parts) + 1):
                 sub = "/" + "/".join(parts[:i])
                 if not await self.exists(sub):

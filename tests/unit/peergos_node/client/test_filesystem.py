@@ -67,6 +67,10 @@ async def test_folders_files_and_name_rules(tmp_path: Path) -> None:
             await ctx.rename("/alice/docs/sub", "")
         with pytest.raises(PathNotFound):
             await ctx.mkdir("/alice/nope/x")
+        # an illegal name anywhere in the path: nothing is created (found by the model test)
+        with pytest.raises(IllegalName):
+            await ctx.mkdir("/alice/new/" + "n" * 256 + "/x", parents=True)
+        assert not await ctx.exists("/alice/new")
 
         text = "héllo wörld\n".encode()
         up = await ctx.upload("/alice/docs/hello.txt", text)
