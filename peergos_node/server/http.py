@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from nabu_py.errors import NabuError
+from nabu_py.httputil import handle_lifespan
 from peergos_node.errors import PeergosError
 
 log = logging.getLogger(__name__)
@@ -213,13 +214,8 @@ class ApiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await handle_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         response = await self.dispatch(scope, receive)
