@@ -134,7 +134,10 @@ class _Connection:
                 return event
             self.sock.settimeout(timeout)
             try:
-                data = self.sock.recv(READ_SIZE)
+                # a request head is read in pieces no larger than its limit, so h11 sees an oversized
+                # one incomplete and refuses it (431); bodies in large reads
+                size = READ_SIZE if self.h11.their_state is h11.SEND_BODY else MAX_HEAD_BYTES + 1
+                data = self.sock.recv(size)
             except (TimeoutError, OSError):
                 raise _Closed from None
             if not data and self.h11.their_state is h11.IDLE:
