@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import trio
 from starlette.responses import Response
@@ -30,7 +31,7 @@ def make_app(rec: Recorder, *, public: bool = False) -> ApiApp:
             raise HttpError("no good: 100% & more")
         if req.has("boom"):
             raise RuntimeError("bug")
-        return bytes_response(req.body + req.opt("x").encode() if req.has("x") else req.body)
+        return bytes_response(req.body + (req.opt("x") or "").encode())
 
     def sync_echo(req: ApiRequest) -> Response:
         rec.calls.append((req.path, req.body, threading.current_thread() is MAIN))
@@ -232,7 +233,7 @@ async def test_connection_bound_and_stopping_with_connections_open() -> None:
         server = ApiServer(make_app(rec), "127.0.0.1", 0, max_connections=2)
         scope = trio.CancelScope()
 
-        async def run(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+        async def run(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             with scope:
                 await server.serve(task_status=task_status)
 
