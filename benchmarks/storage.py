@@ -2,7 +2,7 @@
 
     python benchmarks/storage.py [--mib 1024] [--concurrency 4] [--kind hybrid]
 
-A server process (HomeStorage + the API on hypercorn with the daemon's settings, SQLite + the block
+A server process (HomeStorage + the API on the daemon's HTTP server, SQLite + the block
 store in a temp dir) runs on loopback; this process pre-generates N random 1 MiB raw blocks and their
 writer signatures. Each round then goes through the blocks in slices of 32, and for each slice times:
 
@@ -63,10 +63,8 @@ from peergos_node.server.stores.metadata import SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import SqlPointerStore
 from peergos_node.server.stores.transactions import SqlTransactionStore
 from peergos_node.server.stores.usage import SqlUsageStore
-from hypercorn.trio import serve
-from functools import partial
 from nabu_py.tuning import tune_allocator
-from peergos_node.server.node import _hypercorn
+from peergos_node.server.http_server import ApiServer
 tune_allocator()
 
 root, kind, identity = Path(sys.argv[1]), sys.argv[2], PublicKeyHash.parse(sys.argv[3])
@@ -78,10 +76,9 @@ storage = HomeStorage(peer, blocks, SqlBlockMetadataStore(db), SqlTransactionSto
 storage.register_user("bench", identity, 1 << 50)
 
 async def main():
-    cfg = _hypercorn("127.0.0.1", 0)  # the daemon's own settings (1 MiB socket reads)
     async with trio.open_nursery() as n:
-        binds = await n.start(partial(serve, build_api(storage), cfg))
-        print(binds[0], flush=True)
+        url = await n.start(ApiServer(build_api(storage), "127.0.0.1", 0).serve)  # the daemon's server
+        print(url, flush=True)
         await trio.to_thread.run_sync(sys.stdin.read)  # run until the parent closes stdin
         n.cancel_scope.cancel()
 

@@ -53,7 +53,9 @@ from peergos_node.server.home_storage import (
 from peergos_node.server.http import (
     ApiApp,
     ApiRequest,
+    Handler,
     HttpError,
+    SyncHandler,
     bool_response,
     bytes_response,
     json_response,
@@ -155,14 +157,24 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
         cids = await run(lambda: storage.put_blocks(owner, writer, sigs, blocks, tid, fmt == "raw"))
         return json_text_response("".join(json.dumps({"Hash": str(c)}, separators=(",", ":")) for c in cids))
 
-    async def block_get(req: ApiRequest) -> Response:
+    def threaded(fn: SyncHandler) -> Handler:
+        """The async form of a blocking read handler: all of it in a worker thread."""
+
+        async def handler(req: ApiRequest) -> Response:
+            return await run(lambda: fn(req))
+
+        return handler
+
+    # Read paths are blocking functions: the threaded API server runs them in the connection's thread,
+    # an ASGI server through `threaded` (see `Endpoint.sync_handler`).
+    def block_get(req: ApiRequest) -> Response:
         text = req.arg("arg")
         cid = parse_cid(text)
         bat = parse_bat(req)
         auth = req.opt("auth")
         requester = parse_requester(req, storage.peer_id)
         try:
-            data = await run(lambda: storage.get_block(cid, bat, auth, requester))
+            data = storage.get_block(cid, bat, auth, requester)
         except AuthError as e:
             raise HttpError(str(e), 403 if public_server else 400) from None
         if data is None:
@@ -171,12 +183,12 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
         etag = text if text[:1] == ("z" if cid.version == 1 else "Q") else str(cid)
         return bytes_response(data, etag=etag)
 
-    async def block_stat(req: ApiRequest) -> Response:
+    def block_stat(req: ApiRequest) -> Response:
         cid = parse_cid(req.arg("arg"))
-        size = await run(lambda: storage.block_size(cid))
+        size = storage.block_size(cid)
         return json_response({"Size": size or 0})
 
-    async def champ_get(req: ApiRequest) -> Response:
+    def champ_get(req: ApiRequest) -> Response:
         args = req.args("arg")
         if len(args) != 2:
             raise HttpError("champ/get needs arg=root&arg=hex(mapKey)")
@@ -186,10 +198,10 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
         except ValueError:
             raise HttpError("map key must be hex") from None
         caps = [ChunkMirrorCap(key, parse_bat(req))]
-        blocks = await run(lambda: storage.champ_lookup(root, caps))
+        blocks = storage.champ_lookup(root, caps)
         return bytes_response(dag_cbor.encode(blocks), etag=str(root))
 
-    async def champ_get_bulk(req: ApiRequest) -> Response:
+    def champ_get_bulk(req: ApiRequest) -> Response:
         args = req.args("arg")
         if not args:
             raise HttpError("champ/get/bulk needs arg=root")
@@ -209,13 +221,13 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
                 caps = [ChunkMirrorCap(bytes.fromhex(args[1]), parse_bat(req))]
             except ValueError:
                 raise HttpError("map key must be hex") from None
-        blocks = await run(lambda: storage.champ_lookup(root, caps))
+        blocks = storage.champ_lookup(root, caps)
         return bytes_response(dag_cbor.encode(blocks), etag=str(root))
 
-    async def get_pointer(req: ApiRequest) -> Response:
+    def get_pointer(req: ApiRequest) -> Response:
         parse_owner(req)
         writer = parse_owner(req, "writer")
-        value = await run(lambda: storage.get_pointer(writer))
+        value = storage.get_pointer(writer)
         return bytes_response(value or b"")
 
     async def set_pointer(req: ApiRequest) -> Response:
@@ -243,11 +255,11 @@ def build_api(storage: HomeStorage, *, public_server: bool = False, threads: int
     app.add("/api/v0/transaction/start", tx_start)
     app.add("/api/v0/transaction/close", tx_close)
     app.add("/api/v0/block/put/bulk", block_put_bulk, max_body=MAX_GROUP_SIZE + 64 * 1024)
-    app.add("/api/v0/block/get", block_get)
-    app.add("/api/v0/block/stat", block_stat)
-    app.add("/api/v0/champ/get", champ_get)
-    app.add("/api/v0/champ/get/bulk", champ_get_bulk)
-    app.add("/peergos/v0/mutable/getPointer", get_pointer)
+    app.add("/api/v0/block/get", threaded(block_get), sync_handler=block_get)
+    app.add("/api/v0/block/stat", threaded(block_stat), sync_handler=block_stat)
+    app.add("/api/v0/champ/get", threaded(champ_get), sync_handler=champ_get)
+    app.add("/api/v0/champ/get/bulk", threaded(champ_get_bulk), sync_handler=champ_get_bulk)
+    app.add("/peergos/v0/mutable/getPointer", threaded(get_pointer), sync_handler=get_pointer)
     app.add("/peergos/v0/mutable/setPointer", set_pointer, max_body=1024)
     app.add("/peergos/v0/mutable/setPointers", set_pointers, max_body=64 * 1024)
     app.add("/peergos/v0/storage/usage", usage)

@@ -112,14 +112,21 @@ class ApiRequest:
 
 
 Handler = Callable[[ApiRequest], Awaitable[Response]]
+SyncHandler = Callable[[ApiRequest], Response]
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An API endpoint: its handler and body-size limit."""
+    """An API endpoint: its handler and body-size limit.
+
+    `sync_handler`, if given, does the same as `handler` without the event loop (it may block on the
+    database or block store): a threaded transport (`http_server.ApiServer`) runs it in the connection's
+    own thread instead of handing the request to trio and back. Used for the hot read paths.
+    """
 
     handler: Handler
     max_body: int = DEFAULT_MAX_BODY
+    sync_handler: SyncHandler | None = None
 
 
 def bytes_response(body: bytes, etag: str | None = None) -> Response:
@@ -190,9 +197,16 @@ class ApiApp:
         self.public_server = public_server
         self.name = name
 
-    def add(self, path: str, handler: Handler, max_body: int = DEFAULT_MAX_BODY) -> None:
-        """Register an endpoint."""
-        self.endpoints[path] = Endpoint(handler, max_body)
+    def add(
+        self,
+        path: str,
+        handler: Handler,
+        max_body: int = DEFAULT_MAX_BODY,
+        *,
+        sync_handler: SyncHandler | None = None,
+    ) -> None:
+        """Register an endpoint (`sync_handler`: a blocking twin of `handler`, see `Endpoint`)."""
+        self.endpoints[path] = Endpoint(handler, max_body, sync_handler)
 
     def add_prefix(self, prefix: str, handler: Handler, max_body: int = DEFAULT_MAX_BODY) -> None:
         """Register an endpoint for every path starting with `prefix` (e.g. `getUsernamesGzip/<prefix>`)."""
@@ -212,6 +226,41 @@ class ApiApp:
                 return endpoint
         return None
 
+    def route(self, method: str, path: str) -> tuple[str, Endpoint] | Response:
+        """The endpoint for a request's (percent-decoded) path, with the path as handlers see it; or the
+        404 / 405 reply (the POST-only rule)."""
+        path = path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")  # starlette's url.path
+        endpoint = self._find(path)
+        if endpoint is None:
+            return Response(b"", status_code=404)
+        if method != "POST" and not self.public_server:
+            return Response(b"", status_code=405)
+        return path, endpoint
+
+    async def respond(self, endpoint: Endpoint, request: ApiRequest) -> Response:
+        """Run an endpoint's handler, turning errors into Peergos error replies."""
+        try:
+            return await endpoint.handler(request)
+        except Exception as e:
+            return self.error_reply(e, request.path)
+
+    def respond_sync(self, endpoint: Endpoint, request: ApiRequest) -> Response:
+        """Run an endpoint's `sync_handler` (the caller checked it has one) in the calling thread."""
+        assert endpoint.sync_handler is not None
+        try:
+            return endpoint.sync_handler(request)
+        except Exception as e:
+            return self.error_reply(e, request.path)
+
+    def error_reply(self, error: Exception, path: str) -> Response:
+        """The reply for a failed request: its status and message (`Trailer`), 500 if unexpected."""
+        if isinstance(error, HttpError):
+            return error_response(error.message, error.status)
+        if isinstance(error, (PeergosError, NabuError, ValueError)):
+            return error_response(str(error) or type(error).__name__)
+        log.error("%s: unexpected error handling %s", self.name, path, exc_info=error)
+        return error_response(f"internal error: {type(error).__name__}", 500)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await handle_lifespan(receive, send)
@@ -222,31 +271,23 @@ class ApiApp:
         await response(scope, receive, send)
 
     async def dispatch(self, scope: Scope, receive: Receive) -> Response:
-        """Route one request, applying the method rule, body limit and error conventions.
+        """Route one ASGI request, applying the method rule, body limit and error conventions.
 
         Reads the ASGI scope directly (a starlette `Request` costs more than the rest of a small call);
-        the path is starlette's `request.url.path`, headers are latin-1 with lower-case names.
+        headers are latin-1 with lower-case names.
         """
-        path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-        endpoint = self._find(path)
-        if endpoint is None:
-            return Response(b"", status_code=404)
-        if scope["method"] != "POST" and not self.public_server:
-            return Response(b"", status_code=405)
+        routed = self.route(scope["method"], scope["path"])
+        if isinstance(routed, Response):
+            return routed
+        path, endpoint = routed
         raw_query = scope.get("query_string", b"").decode("latin-1")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await read_body(receive, headers, endpoint.max_body)
-            call = ApiRequest(path, parse_query(raw_query), headers, body)
-            return await endpoint.handler(call)
         except HttpError as e:
             return error_response(e.message, e.status)
         except ClientDisconnect:
             # the client went away mid-body (it cancelled the request); nothing was stored, nobody to answer
             log.debug("%s: client disconnected during %s", self.name, path)
             return Response(b"", status_code=400)
-        except (PeergosError, NabuError, ValueError) as e:
-            return error_response(str(e) or type(e).__name__)
-        except Exception as e:
-            log.exception("%s: unexpected error handling %s", self.name, path)
-            return error_response(f"internal error: {type(e).__name__}", 500)
+        return await self.respond(endpoint, ApiRequest(path, parse_query(raw_query), headers, body))

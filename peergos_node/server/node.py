@@ -3,7 +3,7 @@
 `HomeServerConfig.from_args` reads Peergos-style arguments; `open_home_server` builds the pieces in
 order — identity, database (SQLite in `$PEERGOS_PATH` by default, PostgreSQL with `-use-postgres true`),
 block store (`$PEERGOS_PATH/blocks`), stores, `HomeStorage` — and `serve_home_server` runs the HTTP
-API with hypercorn on trio plus the periodic garbage collector until cancelled.
+API (`http_server.ApiServer`, a connection per thread) plus the periodic garbage collector until cancelled.
 
 Everything a user stores lives under `$PEERGOS_PATH` (default `~/.peergos`):
 `config` (this node's arguments), `identity.json` (the libp2p Ed25519 identity; its peer id is the
@@ -20,16 +20,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-import hypercorn.trio.tcp_server as _hypercorn_tcp
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
-from nabu_py.api import SOCKET_READ_SIZE
 from nabu_py.blockstore import DEFAULT_KIND, KINDS, open_blockstore
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import CODEC_LIBP2P_KEY, Cid
@@ -47,6 +41,7 @@ from peergos_node.server.api import build_api
 from peergos_node.server.core_api import build_core_api
 from peergos_node.server.db import Database, DatabaseError
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE, HomeStorage
+from peergos_node.server.http_server import ApiServer
 from peergos_node.server.p2p_remote import P2pRemotePki
 from peergos_node.server.pki import DEFAULT_MAX_DAILY_SIGNUPS, CoreNode, PkiKeys, PkiNode, init_pki
 from peergos_node.server.pki_mirror import MirrorCoreNode, MirrorRejected
@@ -364,18 +359,6 @@ async def _mirror_loop(server: HomeServer) -> None:
         await trio.sleep(server.config.mirror_period_s)
 
 
-def _hypercorn(host: str, port: int) -> HypercornConfig:
-    # 1 MiB socket reads instead of hypercorn's 64 KiB (measured by the nabu /http benchmark)
-    _hypercorn_tcp.MAX_RECV = max(_hypercorn_tcp.MAX_RECV, SOCKET_READ_SIZE)
-    hc = HypercornConfig()
-    hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.graceful_timeout = 2
-    hc.keep_alive_timeout = 60
-    return hc
-
-
 @asynccontextmanager
 async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
     """Run everything in the background — the local API, the p2p API (the `/http` proxy target), the
@@ -383,7 +366,6 @@ async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
     cfg = server.config
     app = build_api(server.storage, public_server=cfg.public_server)
     app.mount(build_core_api(server.core, server.signup, server.accounts))
-    shutdown = trio.Event()
     background: list[trio.CancelScope] = []
 
     async def periodic(fn: Callable[[HomeServer], Awaitable[None]]) -> None:
@@ -396,13 +378,10 @@ async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
         for scope in background:
             scope.cancel()
 
-    asgi: Any = app  # hypercorn's ASGI type is narrower than starlette's; ApiApp is a plain ASGI app
     async with trio.open_nursery() as nursery:
-        local = _hypercorn(cfg.listen_host, cfg.port)
-        binds = await nursery.start(partial(serve, asgi, local, shutdown_trigger=shutdown.wait))
-        p2p_api = _hypercorn(*cfg.p2p_api)
-        p2p_binds = await nursery.start(partial(serve, asgi, p2p_api, shutdown_trigger=shutdown.wait))
-        p2p_host, p2p_port = p2p_binds[0].removeprefix("http://").rsplit(":", 1)
+        url = await nursery.start(ApiServer(app, cfg.listen_host, cfg.port).serve)
+        p2p_url = await nursery.start(ApiServer(app, *cfg.p2p_api).serve)
+        p2p_host, p2p_port = p2p_url.removeprefix("http://").rsplit(":", 1)
         bootstrap = list(cfg.bootstrap)
         if cfg.pki_node_address:
             bootstrap.append(cfg.pki_node_address)
@@ -438,7 +417,7 @@ async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
                     if cfg.enable_gc:
                         nursery.start_soon(periodic, _gc_loop)
                     swarm = [str(a) for a in node.host.addrs_with_peer_id()]
-                    yield Serving(binds[0], p2p_binds[0], swarm)
+                    yield Serving(url, p2p_url, swarm)
                 finally:
                     stop_background()
                     if isinstance(remote, P2pRemotePki):
@@ -447,5 +426,4 @@ async def serving_home_server(server: HomeServer) -> AsyncIterator[Serving]:
                         await dht_cm.__aexit__(None, None, None)
         finally:
             stop_background()
-            shutdown.set()
-            nursery.cancel_scope.deadline = trio.current_time() + 10
+            nursery.cancel_scope.cancel()  # the API servers close every connection

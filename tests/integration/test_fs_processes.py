@@ -15,6 +15,7 @@ import trio
 
 from peergos_node.client.user_context import UserContext
 from peergos_node.cryptree.properties import CHUNK_SIZE
+from tests.helpers.home import LOOPBACK
 from tests.helpers.procs import Proc, peergos, run_cli, running
 
 CLIENT = Path(__file__).with_name("fs_client.py")
@@ -28,9 +29,8 @@ def client(url: str, *args: str) -> list[str]:
 
 @asynccontextmanager
 async def daemon_with_user(tmp_path: Path) -> AsyncIterator[tuple[str, UserContext]]:
-    argv = peergos(
-        "daemon", "-PEERGOS_PATH", str(tmp_path / "server"), "-port", "0", "-generate-token", "true"
-    )
+    # every listener on a free loopback port (the p2p API's default 8003 may be taken by another daemon)
+    argv = peergos("daemon", "-PEERGOS_PATH", str(tmp_path / "server"), *LOOPBACK, "-generate-token", "true")
     with running(argv) as proc:
         url = proc.wait_for(START).group(2)
         token = proc.wait_for(r"signup=true&token=([0-9a-f]{64})").group(1)

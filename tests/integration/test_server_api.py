@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
 
 from nabu_py.blockstore import open_blockstore
 from nabu_py.codec import dag_cbor
@@ -27,11 +28,11 @@ from peergos_node.mutable.signed_pointer import sign_pointer
 from peergos_node.server.api import build_api
 from peergos_node.server.db import Database
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE, HomeStorage
+from peergos_node.server.http_server import ApiServer
 from peergos_node.server.stores.metadata import SqlBlockMetadataStore
 from peergos_node.server.stores.pointers import SqlPointerStore
 from peergos_node.server.stores.transactions import SqlTransactionStore
 from peergos_node.server.stores.usage import SqlUsageStore
-from tests.helpers.asgi import serving
 from tests.helpers.peergos_users import PeergosUser, sign_block
 
 
@@ -72,8 +73,10 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[HomeStorage, str]]:
         SqlUsageStore(db),
         atomic=db.transaction,
     )
-    async with serving(build_api(storage)) as url:
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(ApiServer(build_api(storage), "127.0.0.1", 0).serve)
         yield storage, url
+        nursery.cancel_scope.cancel()
     blocks.close()
     db.close()
 
