@@ -25,8 +25,6 @@ from nabu_py.multiformats.cid import Cid
 
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
-_INT_MIN = -(1 << 64)
-_INT_MAX = (1 << 64) - 1
 
 CborValue = Any
 """A decoded dag-cbor value: None | bool | int | str | bytes | list | dict[str, ...] | Cid."""
@@ -77,24 +75,40 @@ class _OnlyTag42(Mapping[int, Any]):
 
 
 _TAGS = _OnlyTag42()
-_SCALARS = (str, bytes, bool, Cid, type(None))
+_SCALARS = frozenset({int, str, bytes, bool, Cid, type(None)})
+"""Leaf types of the Python model. Integers need no range check: without tags 2/3 (refused) cbor2 only
+makes them from major types 0/1, whose 64-bit argument keeps them in [-2**64, 2**64 - 1]."""
+_CONTAINERS = frozenset({list, dict})
+_ALLOWED = _SCALARS | _CONTAINERS
+_TEXT = frozenset({str})
 
 
-def _check(value: object, depth: int = 0) -> None:
+def _check(value: object) -> None:
+    """Refuse what cbor2 decodes but dag-cbor does not allow (floats, simple values, non-text keys).
+
+    Iterative, and the leaves of a container are checked by one C-level pass over their types (the
+    per-item work in Python is limited to nested containers): this runs on every decoded block."""
     t = type(value)
-    if t is int:
-        if not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
-            raise DecodeError("integer out of CBOR range")
-    elif t is list:
-        for item in value:  # type: ignore[attr-defined]
-            _check(item, depth + 1)
-    elif t is dict:
-        for k, v in value.items():  # type: ignore[attr-defined]
-            if type(k) is not str:
+    if t not in _CONTAINERS:
+        if t not in _SCALARS:
+            raise DecodeError(f"unsupported CBOR item: {t.__name__}")
+        return
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            if not _TEXT.issuperset(map(type, v)):
                 raise DecodeError("dag-cbor map keys must be text strings")
-            _check(v, depth + 1)
-    elif t not in _SCALARS:
-        raise DecodeError(f"unsupported CBOR item: {t.__name__}")
+            items = v.values()
+        else:
+            items = v
+        kinds = set(map(type, items))
+        if kinds <= _SCALARS:
+            continue
+        if not kinds <= _ALLOWED:
+            bad = next(iter(kinds - _ALLOWED))
+            raise DecodeError(f"unsupported CBOR item: {bad.__name__}")
+        stack.extend(i for i in items if type(i) in _CONTAINERS)
 
 
 def decode(

@@ -97,7 +97,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def bat_with_id(bat: Bat | None) -> BatWithId | None:
     """The `BatWithId` a server checks a BAT-guarded read against."""
-    return None if bat is None else BatWithId(bat, bat.calculate_id())
+    return None if bat is None else BatWithId.calculated(bat)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ CBOR heads, definite lengths, byte strings only, valid BatIds) and never looks p
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Self
@@ -42,6 +43,9 @@ MAX_RAW_BLOCK_PREFIX_SIZE = 100
 MAX_BATS_PER_BLOCK = 64
 MAX_BAT_TEXT = 256
 _MAX_BAT_ID_BYTES = 40
+_BAT_CBOR_HEAD = b"\xa1\x61s\x58\x20"
+"""A Bat's dag-cbor up to its secret: map(1), text "s", bytes(32) (`Bat.serialize()` = head + secret)."""
+_SHA256_PREFIX = b"\x12\x20"
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ class Bat(CborMixin):
 
     def calculate_id(self) -> BatId:
         """`Bat.calculateId`: CIDv1 raw sha2-256 of this Bat's CBOR (fragment ids in BatWithId)."""
-        return BatId(Cid.for_block(CODEC_RAW, self.serialize()))
+        digest = hashlib.sha256(_BAT_CBOR_HEAD + self.secret).digest()
+        return BatId(Cid.v1(CODEC_RAW, _SHA256_PREFIX + digest))
 
     def to_cbor(self) -> CborValue:
         return {"s": self.secret}
@@ -143,7 +148,16 @@ class BatId(CborMixin):
 
     def matches(self, bat: Bat) -> bool:
         """True if `bat` has this id under any of the three derivations."""
-        return self in (BatId.inline(bat), BatId.sha256(bat), bat.calculate_id())
+        # Every BatId is a CIDv1 raw with an identity or sha2-256 multihash (checked on construction), so
+        # comparing digests is comparing the three derived ids, without building them (a hot path of
+        # `champ/get/bulk`, which checks one BAT per value block).
+        digest = self.cid.digest
+        if self.cid.multihash[0] == multihash.IDENTITY:
+            return digest == bat.secret
+        return (
+            digest == hashlib.sha256(bat.secret).digest()
+            or digest == hashlib.sha256(_BAT_CBOR_HEAD + bat.secret).digest()
+        )
 
     def to_bytes(self) -> bytes:
         """The CID bytes."""
@@ -174,6 +188,15 @@ class BatWithId(CborMixin):
     def __post_init__(self) -> None:
         if self.id.is_inline or not self.id.matches(self.bat):
             raise ValueError("a BatWithId's id must be the BAT's sha256 id or calculated id")
+
+    @classmethod
+    def calculated(cls, bat: Bat) -> BatWithId:
+        """`bat` with its calculated id (Peergos `new BatWithId(bat, bat.calculateId())`), without
+        re-deriving the id to check it (it is right by construction)."""
+        out = object.__new__(cls)
+        object.__setattr__(out, "bat", bat)
+        object.__setattr__(out, "id", bat.calculate_id())
+        return out
 
     def encode(self) -> str:
         """`z` + base58 of the CBOR (Peergos `BatWithId.encode`)."""

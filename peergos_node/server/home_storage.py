@@ -20,6 +20,8 @@ Every write is checked before anything is stored:
   the writer's usage follows the DAG difference and keys its WriterData owns are registered.
 - **reads** (`get_block`, `champ_lookup`): blocks whose metadata lists BAT ids need a `BatWithId` that
   matches one of them, or an S3-V4 block auth bound to the requesting peer; other blocks are public.
+  `champ_lookup` walks through bounded caches of CHAMP node bytes and decoded nodes shared by all
+  requests (listing a big folder asks for the same top levels of a tree in every 20-key request).
 
 All methods are synchronous and thread-safe; the HTTP layer runs them in worker threads.
 """
@@ -31,6 +33,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from nabu_py.blockstore.base import Blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.errors import BlockNotFound, DecodeError
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, CODEC_RAW, Cid
-from peergos_node.champ import Champ, ChampError, identity_hasher
+from peergos_node.champ import Champ, ChampError, ChampNode, NodeCache, identity_hasher
 from peergos_node.champ.hashers import owned_key_from_map_key
 from peergos_node.crypto.bat import BatId, BatWithId, block_bat_ids
 from peergos_node.crypto.block_auth import allow_read
@@ -65,6 +68,12 @@ MAX_GROUP_SIZE = 2 * MAX_BLOCK_SIZE
 """Largest bulk write accepted in one request (Peergos reads the body with this limit)."""
 MAX_BLOCKS_PER_PUT = 1000
 MAX_CHAMP_GETS = 20
+LOOKUP_CACHE_BYTES = 16 * 1024 * 1024
+"""Bound on the CHAMP node blocks `champ_lookup` keeps in memory between requests."""
+LOOKUP_CACHE_MAX_BLOCK = 16 * 1024
+"""Larger blocks (not CHAMP nodes in practice) are not kept."""
+LOOKUP_CACHE_NODES = 16_384
+"""Decoded CHAMP nodes `champ_lookup` keeps between requests."""
 USAGE_TOLERANCE = 1024 * 1024
 MAX_OWNED_KEYS_WALK = 10_000
 
@@ -139,6 +148,49 @@ class _BlockGetter:
             return None
 
 
+class _CachingBlockGetter(_BlockGetter):
+    """CHAMP reads through a bounded cache of small blocks (CHAMP nodes), shared by worker threads.
+
+    `champ/get/bulk` answers carry the lookup path of every key, so listing a big folder reads the top
+    levels of the same tree once per request; blocks are content addressed, so a cached copy never goes
+    stale (at worst it outlives a garbage-collected block that no present root links to any more)."""
+
+    def __init__(self, blocks: Blockstore, max_bytes: int, max_block: int) -> None:
+        super().__init__(blocks)
+        self._cache: OrderedDict[Cid, bytes] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes, self._max_block = max_bytes, max_block
+        self._lock = threading.Lock()
+
+    def get(self, cid: Cid) -> bytes | None:
+        data = self._cache.get(cid)  # one dict read: atomic under the GIL
+        if data is not None:
+            return data
+        data = super().get(cid)
+        if data is not None and len(data) <= self._max_block:
+            with self._lock:
+                if cid not in self._cache:
+                    self._cache[cid] = data
+                    self._bytes += len(data)
+                    while self._bytes > self._max_bytes:
+                        self._bytes -= len(self._cache.popitem(last=False)[1])
+        return data
+
+
+class _SharedNodeCache(NodeCache):
+    """A NodeCache shared by worker threads: reads are single dict reads, writes are serialised."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, max_nodes: int) -> None:
+        super().__init__(max_nodes)
+        self._lock = threading.Lock()
+
+    def put(self, cid: Cid, node: ChampNode) -> None:
+        with self._lock:
+            super().put(cid, node)
+
+
 class HomeStorage:
     """Everything the home server stores for its users, with every check in front of it."""
 
@@ -166,6 +218,8 @@ class HomeStorage:
         self._gc_written: set[bytes] | None = None
         self._pointer_lock = threading.Lock()
         self._getter = _BlockGetter(blocks)
+        self._lookup_getter = _CachingBlockGetter(blocks, LOOKUP_CACHE_BYTES, LOOKUP_CACHE_MAX_BLOCK)
+        self._lookup_nodes = _SharedNodeCache(LOOKUP_CACHE_NODES)
         self.atomic = atomic
         self._owner_cache: dict[bytes, str] = {}
         self._writer_cache: dict[bytes, str] = {}
@@ -429,7 +483,7 @@ class HomeStorage:
             raise StorageError(f"Too many caps in bulk champ get call! {len(caps)}")
         if not self.blocks.has(root):
             raise StorageError(f"Champ root not present locally: {root}")
-        champ = Champ(self._getter, identity_hasher)
+        champ = Champ(self._lookup_getter, identity_hasher, cache=self._lookup_nodes)
         out: dict[Cid, bytes] = {}
         for cap in caps:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cbor2
 import pytest
 
 from nabu_py.codec import dag_cbor
@@ -76,3 +77,22 @@ def test_size_limit() -> None:
 def test_encode_rejects_unknown_types() -> None:
     with pytest.raises(TypeError):
         dag_cbor.encode(object())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, {"b": [b"x", 1.5]}]},
+        [[[{"k": cbor2.undefined}]]],
+        {"a": {"b": {b"raw": 1}}},
+        [1, "x", {"c": [None, True, cbor2.CBORSimpleValue(99)]}],
+    ],
+)
+def test_decoder_rejects_bad_items_nested_anywhere(value: object) -> None:
+    with pytest.raises(DecodeError):
+        dag_cbor.decode(cbor2.dumps(value))
+
+
+def test_decoder_keeps_the_full_integer_range() -> None:
+    value = {"a": [0, -1, 2**64 - 1, -(2**64)], "b": {"c": [None, True, False, b"", ""]}}
+    assert dag_cbor.decode(dag_cbor.encode(value)) == value

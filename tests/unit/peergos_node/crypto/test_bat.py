@@ -139,3 +139,17 @@ def test_dag_cbor_block_bats() -> None:
     bad = dag_cbor.encode({"bats": "nope"})
     with pytest.raises(DecodeError):
         block_bat_ids(Cid.for_block(CODEC_DAG_CBOR, bad), bad)
+
+
+def test_id_matching_and_calculated_ids_agree_with_the_derivations() -> None:
+    rng = DeterministicRng(b"bat-match")
+    bat, other = Bat.random(rng), Bat.random(rng)
+    assert bat.calculate_id() == BatId(Cid.for_block(CODEC_RAW, bat.serialize()))
+    for derive in (BatId.inline, BatId.sha256, Bat.calculate_id):
+        assert derive(bat).matches(bat)
+        assert not derive(bat).matches(other)
+        assert not derive(other).matches(bat)
+    fast = BatWithId.calculated(bat)
+    assert fast == BatWithId(bat, bat.calculate_id())
+    assert fast.serialize() == BatWithId(bat, bat.calculate_id()).serialize()
+    assert BatWithId.decode(fast.encode()) == fast

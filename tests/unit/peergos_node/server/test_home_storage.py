@@ -289,3 +289,35 @@ def test_gc_keeps_reachable_and_open_transactions(storage: HomeStorage, alice: P
     assert alice.writer.target is not None and storage.has_block(alice.writer.target)
     tree = alice.writer_data().tree
     assert tree is not None and Champ(alice.blocks, identity_hasher).get(tree, key) is None
+
+
+def test_champ_lookups_from_many_threads_share_the_lookup_caches(
+    storage: HomeStorage, alice: PeergosUser
+) -> None:
+    keys = [hashlib.sha256(bytes([i, 1])).digest() for i in range(200)]
+    tid = storage.start_transaction(alice.owner)
+    for k in keys:
+        alice.add_file(storage, k, k, tid)
+    root = alice.writer_data().tree
+    assert root is not None
+    from concurrent.futures import ThreadPoolExecutor
+
+    from peergos_node.champ import verify_paths
+
+    groups = [keys[i : i + 20] for i in range(0, len(keys), 20)] * 4
+    fresh = Champ(storage._getter)  # a walk of the block store itself, no shared cache
+    expected = {
+        tuple(g): {*fresh.get_paths(root, g), *(storage.blocks.get(fresh.get(root, k)) for k in g)}
+        for g in groups
+    }
+
+    def lookup(group: list[bytes]) -> list[bytes]:
+        return storage.champ_lookup(root, [ChunkMirrorCap(k, None) for k in group])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lookup, groups))
+    for group, blocks in zip(groups, answers, strict=True):
+        assert len(blocks) == len(set(blocks)) and set(blocks) == expected[tuple(group)]
+        values = verify_paths(root, group, blocks, identity_hasher)
+        assert all(isinstance(v, Cid) for v in values.values())
+    assert len(storage._lookup_nodes) > 0  # the walks went through the shared caches
