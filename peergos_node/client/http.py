@@ -202,6 +202,7 @@ MAX_CHUNK_LINE = 4096
 _PEEK = 4096
 """Bytes peeked at a time while looking for the end of a response head."""
 _NO_BODY = frozenset({204, 304})
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
 _BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 """What may not appear in a request target (controls, spaces, non-ASCII)."""
 
@@ -443,12 +444,9 @@ def _read_chunked(sock: socket.socket, status: int, max_body: int) -> tuple[byte
     total = 0
     while True:
         size_text = reader.line(MAX_CHUNK_LINE).split(b";", 1)[0].strip(b" \t")
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"bad chunk size {size_text[:100]!r}") from None
-        if size < 0 or size_text[:1] in (b"+", b"-") or size_text.startswith((b"0x", b"0X")):
+        if not _HEX.fullmatch(size_text):  # int(..., 16) would also take "0x", "_", signs
             raise ProtocolError(f"bad chunk size {size_text[:100]!r}")
+        size = int(size_text, 16)
         if size == 0:
             break
         total += size
