@@ -1,5 +1,7 @@
 """`DirectPool`, the keep-alive connection pool `HttpStorage.get_block` downloads through: verified bodies,
-connection reuse, typed errors, timeouts, cancellation without leaks, bounded concurrency.
+connection reuse, typed errors, timeouts, cancellation without leaks, bounded concurrency, and its own
+HTTP/1.1 reading (heads split anywhere, 1xx answers, chunked and close-delimited bodies, `Connection:
+close`, HTTP/1.0, truncation, size limits).
 
 The server is a small HTTP/1.1 responder on a trio listener in the test's own run (the pool's worker
 threads talk to it over loopback), so each test can make it misbehave exactly as it needs.
@@ -21,12 +23,14 @@ import trio
 from nabu_py.errors import DecodeError
 from nabu_py.multiformats.cid import CODEC_RAW, Cid
 from peergos_node.client.http import (
+    MAX_HEAD,
     DirectPool,
     HttpStorage,
     PeergosHttp,
     RemoteError,
     RemoteQuotaExceeded,
     RemoteRateLimited,
+    _parse_head,
 )
 from peergos_node.crypto.public_key_hash import PublicKeyHash
 
@@ -251,12 +255,14 @@ async def test_a_stalled_answer_times_out() -> None:
         assert time.monotonic() - t0 < 5
 
 
-async def test_cancelling_a_download_closes_its_connection() -> None:
+@pytest.mark.parametrize("sent", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + bytes(5000)])
+async def test_cancelling_a_download_closes_its_connection(sent: bytes) -> None:
     stalled = trio.Event()
 
     async def stall_first(server: Server, conn: Conn) -> None:
         if conn.number == 1:
             if await conn.request() is not None:
+                await conn.stream.send_all(sent)  # nothing, or the head and part of the body
                 stalled.set()
                 while await conn.stream.receive_some(100):  # until the client closes its side
                     pass
@@ -308,3 +314,252 @@ async def test_only_plain_clients_of_http_servers_get_a_pool() -> None:
         assert PeergosHttp("http://127.0.0.1:8000", proxied).pool is None
     async with httpx.AsyncClient(headers={"Authorization": "Bearer x"}) as authorised:
         assert PeergosHttp("http://127.0.0.1:8000", authorised).pool is None
+
+
+# ---- the HTTP/1.1 exchange -------------------------------------------------------------------------------
+def serve_each(answer: Callable[[str], Awaitable[bytes] | bytes]) -> Handler:
+    """A server answering every request on a connection with the raw bytes `answer(target)` gives."""
+
+    async def handler(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            out = answer(target)
+            await conn.stream.send_all(out if isinstance(out, bytes) else await out)
+        server.closed.set()
+
+    return handler
+
+
+def chunked(body: bytes, size: int = 100_000) -> bytes:
+    """`body` as a chunked message body, with a chunk extension and a trailer field."""
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    out = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(c), c) for c in chunks)
+    return out + b"0\r\nX-Checksum: none\r\n\r\n"
+
+
+async def test_a_head_split_anywhere_is_read_exactly() -> None:
+    async def dribble(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            body = block_for(target)
+            head = b"HTTP/1.1 200 OK\r\nCONTENT-length:  %d \r\nX-Long: %s\r\n\r\n" % (len(body), b"a" * 9000)
+            for i in range(0, len(head), 7):  # the end-of-head marker split over sends, once across 4 KiB
+                await conn.stream.send_all(head[i : i + 7])
+                if i % 1001 < 7:
+                    await trio.sleep(0.002)
+            await conn.stream.send_all(body)
+
+    async with serving(dribble) as server, storage_for(server) as storage:
+        for i in range(3):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+        assert server.connections == 1  # no body byte was taken as head: the connection stays usable
+
+
+async def test_informational_answers_are_skipped() -> None:
+    async def early_hints(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            await conn.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await trio.sleep(0.01)
+            await conn.stream.send_all(b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+            await conn.reply(block_for(target))
+
+    async with serving(early_hints) as server, storage_for(server) as storage:
+        for i in range(3):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+        assert server.connections == 1
+
+
+async def test_chunked_answers_are_decoded_and_the_connection_reused() -> None:
+    def answer(target: str) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(block_for(target))
+
+    async with serving(serve_each(answer)) as server, storage_for(server) as storage:
+        for i in range(3):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+        absent = Cid.for_block(CODEC_RAW, b"absent")
+        assert await storage.get_block(OWNER, absent) is None  # a chunked empty body
+        assert server.connections == 1 and server.requests == 4
+
+
+async def test_a_body_delimited_by_close_is_read_and_not_reused() -> None:
+    async def close_delimited(server: Server, conn: Conn) -> None:
+        target = await conn.request()
+        if target is not None:
+            await conn.stream.send_all(b"HTTP/1.1 200 OK\r\n\r\n" + block_for(target))
+
+    async with serving(close_delimited) as server, storage_for(server) as storage:
+        for i in range(2):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+        assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nconnection: Upgrade, CLOSE\r\nContent-Length: %d\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n",
+    ],
+)
+async def test_a_connection_the_server_will_close_is_not_reused(head: bytes) -> None:
+    # the server would answer a second request on it; the client must not send one
+    handler = serve_each(lambda t: head % len(block_for(t)) + block_for(t))
+    async with serving(handler) as server, storage_for(server) as storage:
+        for i in range(3):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+        assert server.connections == 3 and server.requests == 3
+
+
+async def test_an_error_answer_with_a_body_keeps_the_connection() -> None:
+    async def refuse_first(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            if server.requests > 1:
+                await conn.reply(block_for(target))
+                continue
+            trailer = urllib.parse.quote_plus("block needs a valid BAT: 50% off")
+            await conn.reply(b"Access denied", 400, f"trailer: {trailer}\r\nConnection: keep-alive\r\n")
+
+    async with serving(refuse_first) as server, storage_for(server) as storage:
+        with pytest.raises(RemoteError) as info:
+            await storage.get_block(OWNER, CIDS[0])
+        assert info.value.status == 400 and info.value.message == "block needs a valid BAT: 50% off"
+        assert await storage.get_block(OWNER, CIDS[0]) == BLOCKS[0]
+        assert server.connections == 1  # the refusal's body was read: the connection stayed usable
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3000000\r\n\r\n" + bytes(1000),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(bytes(2_200_000))[:2_500_000],
+        b"HTTP/1.1 200 OK\r\n\r\n" + bytes(2_200_000),
+    ],
+    ids=["content-length", "chunked", "close-delimited"],
+)
+async def test_every_framing_of_an_oversize_answer_is_refused(answer: bytes) -> None:
+    async def huge(server: Server, conn: Conn) -> None:
+        while await conn.request() is not None:
+            await conn.stream.send_all(answer)
+
+    async with serving(huge) as server, storage_for(server) as storage:
+        with pytest.raises(RemoteError, match="answer too large"):
+            await storage.get_block(OWNER, CIDS[0])
+        pool = storage.http.pool
+        assert pool is not None and not pool._idle
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + bytes(1000), "closed after 1000 of 300000"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(bytes(300_000))[:-30], "chunked"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "middle of a response head"),
+        (b"HTTP/1.1 200 OK\r\nX: " + bytes(MAX_HEAD), f"larger than {MAX_HEAD}"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", "CRLF"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000, "line longer"),
+        (b"ICY 200 OK\r\n\r\n", "status line"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "101"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", "middle of a response head"),
+    ],
+    ids=[
+        "truncated-body",
+        "truncated-chunked",
+        "truncated-head",
+        "head-too-large",
+        "conflicting-lengths",
+        "bad-chunk-size",
+        "chunk-size-with-underscore",
+        "chunk-overrun",
+        "chunk-line-too-long",
+        "not-http",
+        "upgrade",
+        "only-1xx",
+    ],
+)
+async def test_a_broken_answer_is_a_remote_error(answer: bytes, error: str) -> None:
+    async def broken(server: Server, conn: Conn) -> None:
+        if await conn.request() is not None:
+            server.requests += 1
+            await conn.stream.send_all(answer)  # and closes the connection
+
+    async with serving(broken) as server, storage_for(server) as storage:
+        with pytest.raises(RemoteError, match="cannot reach") as info:
+            await storage.get_block(OWNER, CIDS[0])
+        assert error in info.value.message and info.value.status == 0
+        assert server.requests == 1  # not retried: the server had answered something
+        pool = storage.http.pool
+        assert pool is not None and not pool._idle
+
+
+async def test_a_body_stalled_midway_times_out() -> None:
+    async def stall(server: Server, conn: Conn) -> None:
+        if await conn.request() is not None:
+            await conn.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + bytes(1000))
+            await trio.sleep_forever()
+
+    async with serving(stall) as server, storage_for(server, io_timeout=0.3) as storage:
+        t0 = time.monotonic()
+        with pytest.raises(RemoteError, match=r"cannot reach .*TimeoutError"):
+            await storage.get_block(OWNER, CIDS[0])
+        assert time.monotonic() - t0 < 5
+
+
+async def test_a_slow_body_that_keeps_coming_does_not_time_out() -> None:
+    async def slow(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            body = block_for(target)
+            await conn.stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            for i in range(0, len(body), len(body) // 6 + 1):  # 0.6 s in all, 0.1 s between pieces
+                await conn.stream.send_all(body[i : i + len(body) // 6 + 1])
+                await trio.sleep(0.1)
+
+    async with serving(slow) as server, storage_for(server, io_timeout=0.3) as storage:
+        assert await storage.get_block(OWNER, CIDS[0]) == BLOCKS[0]
+        assert await storage.get_block(OWNER, CIDS[1]) == BLOCKS[1]
+        assert server.connections == 1
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+async def test_bytes_after_an_answer_spoil_the_connection(framing: str) -> None:
+    def answer(target: str) -> bytes:
+        body = block_for(target)
+        if framing == "chunked":  # the junk arrives with the last chunk: read ahead, not left in the socket
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%sJUNK" % chunked(body)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sJUNK" % (len(body), body)
+
+    async with serving(serve_each(answer)) as server, storage_for(server) as storage:
+        for i in range(2):
+            assert await storage.get_block(OWNER, CIDS[i]) == BLOCKS[i]
+            await trio.sleep(0.05)  # the junk has arrived: the idle connection is readable
+        assert server.connections == 2
+
+
+def test_response_heads_are_parsed_by_the_rules() -> None:
+    ok = _parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTrailer: a\r\nTrailer: b")
+    assert (ok.status, ok.length, ok.chunked, ok.keep_alive, ok.trailer) == (200, 5, False, True, "a, b")
+    folded = _parse_head(b"HTTP/1.1 400 Bad\r\nTrailer: a\r\n  b\r\nContent-Length: 0, 0")
+    assert folded.trailer == "a b" and folded.length == 0
+    both = _parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked")
+    assert both.chunked and both.length is None and not both.keep_alive  # TE wins; then close
+    gzip_te = _parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip")
+    assert not gzip_te.chunked and gzip_te.length is None and not gzip_te.keep_alive
+    assert _parse_head(b"HTTP/1.1 204 No Content\r\nContent-Length: 9").length == 0
+    assert _parse_head(b"HTTP/1.1 304 Not Modified").length == 0
+    assert not _parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0").keep_alive
+    assert _parse_head(b"HTTP/1.1 200 OK").length is None  # close-delimited
+    for bad in [
+        b"HTTP/1.1 2000 OK",
+        b"HTTP/2 200 OK",
+        b"HTTP/1.1 200 OK\r\nno colon",
+        b"HTTP/1.1 200 OK\r\nName : value",
+        b"HTTP/1.1 200 OK\r\n folded first",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2",
+    ]:
+        with pytest.raises(OSError, match=r"bad|continuation|Content-Length"):
+            _parse_head(bad)
