@@ -121,19 +121,14 @@ class Api:
         return time.perf_counter() - t0, cids
 
     async def get(self, cids: list[str]) -> float:
-        """Fetch and verify (sha256 against the CID) with `HttpStorage.get_block`, as the client does."""
-        parsed = [Cid.parse(c) for c in cids]
-        it = iter(parsed)
-
-        async def worker() -> None:
-            for cid in it:
-                if await self.storage.get_block(self.owner_key, cid) is None:  # raises on a hash mismatch
-                    raise RuntimeError(f"server does not have {cid}")
-
+        """Fetch and verify (sha256 against the CID) with `HttpStorage.get_blocks`, as the filesystem
+        client fetches the fragments of its chunks: `conc` requests in flight."""
+        wanted = [(Cid.parse(c), None) for c in cids]
         t0 = time.perf_counter()
-        async with trio.open_nursery() as n:
-            for _ in range(self.conc):
-                n.start_soon(worker)
+        # raises on a bad hash
+        got = await self.storage.get_blocks(self.owner_key, wanted, parallel=self.conc)
+        if any(b is None for b in got):
+            raise RuntimeError("the server lacks some blocks")
         return time.perf_counter() - t0
 
 

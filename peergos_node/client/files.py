@@ -34,7 +34,6 @@ from typing import BinaryIO, Protocol
 import trio
 
 from peergos_node.client.errors import IsADirectory, TamperedData
-from peergos_node.client.network import task_group
 from peergos_node.client.nodes import (
     Node,
     chunk_data,
@@ -45,6 +44,7 @@ from peergos_node.client.nodes import (
     payload_blocks,
 )
 from peergos_node.client.synchronizer import Snapshot, WriteBatch
+from peergos_node.client.tasks import task_group
 from peergos_node.crypto.hashes import sha256
 from peergos_node.cryptree.builders import FileEncryptor
 from peergos_node.cryptree.chunks import ChunkLocation, next_chunk_location

@@ -73,6 +73,7 @@ from peergos_node.accounts.backup_codes import BackupCodes
 from peergos_node.accounts.login_data import LoginData, LoginResponse
 from peergos_node.accounts.mfa import MultiFactorAuthMethod, MultiFactorAuthResponse
 from peergos_node.accounts.totp import TotpKey
+from peergos_node.client.tasks import task_group
 from peergos_node.corenode.claims import UserPublicKeyLink
 from peergos_node.corenode.messages import (
     DifficultyResponse,
@@ -571,18 +572,27 @@ class DirectPool:
         """POST `prefix + target` with an empty body: (status, Trailer header, body). `check` runs on a
         200 answer's non-empty body in the worker. OSError (ProtocolError, TimeoutError, ...) if the exchange
         fails."""
+        return (await self.post_many([target], max_body, [check]))[0]
+
+    async def post_many(
+        self, targets: Sequence[str], max_body: int, checks: Sequence[Callable[[bytes], None] | None]
+    ) -> list[tuple[int, str, bytes]]:
+        """`post` for each target in turn, all in one worker thread (one connection at a time, one
+        hand-off between trio and the thread for the lot instead of one per request); stops at the first
+        failure, raising it."""
         root = trio.lowlevel.current_root_task()
         if self._limiter is None or self._limiter[0] is not root:  # one limiter per trio run
             assert root is not None
             self._limiter = (root, trio.CapacityLimiter(self.max_connections))
         exchange = _Exchange()
+        full = [self.prefix + target for target in targets]
         try:
             return await trio.to_thread.run_sync(
-                self._exchange,
+                self._exchange_many,
                 exchange,
-                self.prefix + target,
+                full,
                 max_body,
-                check,
+                checks,
                 limiter=self._limiter[1],
                 abandon_on_cancel=True,  # type: ignore[call-arg]  # trio-typing's stubs predate it
             )
@@ -616,6 +626,15 @@ class DirectPool:
                 self._idle.append(conn)
                 return
         conn.close()
+
+    def _exchange_many(
+        self,
+        exchange: _Exchange,
+        targets: Sequence[str],
+        max_body: int,
+        checks: Sequence[Callable[[bytes], None] | None],
+    ) -> list[tuple[int, str, bytes]]:
+        return [self._exchange(exchange, t, max_body, c) for t, c in zip(targets, checks, strict=True)]
 
     def _exchange(
         self, exchange: _Exchange, target: str, max_body: int, check: Callable[[bytes], None] | None
@@ -700,13 +719,31 @@ class PeergosHttp:
             elif data:
                 check(data)
             return data
+        return (await self.fetch_many(path, [params], [check], max_body))[0]
+
+    async def fetch_many(
+        self,
+        path: str,
+        params: Sequence[Sequence[tuple[str, str]]],
+        checks: Sequence[Callable[[bytes], None]],
+        max_body: int,
+    ) -> list[bytes]:
+        """`fetch` for each parameter list in turn (through one `DirectPool` worker if there is a pool);
+        the first failure is raised."""
+        if self.pool is None:
+            out: list[bytes] = []
+            for p, check in zip(params, checks, strict=True):
+                out.append(await self.fetch(path, p, check, max_body))
+            return out
+        targets = [f"{path}{_query(p)}" for p in params]
         try:
-            status, trailer, data = await self.pool.post(f"{path}{_query(params)}", max_body, check)
+            answers = await self.pool.post_many(targets, max_body, checks)
         except OSError as e:
             raise RemoteError(0, f"cannot reach {self.base_url}: {type(e).__name__}: {e}") from None
-        if status != 200:
-            _raise_refusal(status, trailer, path)
-        return data
+        for status, trailer, _ in answers:
+            if status != 200:
+                _raise_refusal(status, trailer, path)
+        return [data for _, _, data in answers]
 
 
 class HttpStorage:
@@ -765,6 +802,42 @@ class HttpStorage:
             params.append(("bat", bat.encode()))
         data = await self.http.fetch("/api/v0/block/get", params, cid.verify, MAX_BLOCK_RESPONSE)
         return data or None
+
+    async def get_blocks(
+        self, owner: PublicKeyHash, wanted: Sequence[tuple[Cid, BatWithId | None]], parallel: int = 4
+    ) -> list[bytes | None]:
+        """Several blocks (each hash-verified here; None for one the server lacks), in order: `parallel`
+        requests in flight, each run of consecutive blocks fetched by one worker (see `fetch_many`)."""
+        out: list[bytes | None] = [None] * len(wanted)
+        remote = [i for i, (cid, _) in enumerate(wanted) if not cid.is_identity]
+        for i, (cid, _) in enumerate(wanted):
+            if cid.is_identity:
+                out[i] = cid.digest
+        owner_text = str(owner)
+
+        def params(cid: Cid, bat: BatWithId | None) -> list[tuple[str, str]]:
+            p = [("arg", str(cid)), ("owner", owner_text)]
+            if bat is not None:
+                p.append(("bat", bat.encode()))
+            return p
+
+        async def run(indices: list[int]) -> None:
+            got = await self.http.fetch_many(
+                "/api/v0/block/get",
+                [params(*wanted[i]) for i in indices],
+                [wanted[i][0].verify for i in indices],
+                MAX_BLOCK_RESPONSE,
+            )
+            for i, data in zip(indices, got, strict=True):
+                out[i] = data or None
+
+        if not remote:
+            return out
+        size = -(-len(remote) // max(1, min(parallel, len(remote))))
+        async with task_group() as nursery:  # a failure surfaces as itself (HashMismatch, RemoteError)
+            for lo in range(0, len(remote), size):
+                nursery.start_soon(run, remote[lo : lo + size])
+        return out
 
     async def champ_lookup(
         self, owner: PublicKeyHash, root: Cid, caps: Sequence[tuple[bytes, BatWithId | None]]

@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -47,6 +46,7 @@ from peergos_node.champ.tree import MAX_PROOF_BLOCKS
 from peergos_node.client.account import Network
 from peergos_node.client.errors import PointerRollback, StorageQuotaExceeded, TamperedData
 from peergos_node.client.http import HttpSpace, RemoteError, RemoteQuotaExceeded
+from peergos_node.client.tasks import task_group
 from peergos_node.crypto.bat import Bat, BatWithId
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
 from peergos_node.cryptree.capabilities import AbsoluteCapability
@@ -72,27 +72,6 @@ DECODED_CACHE_BYTES = 128 * 1024 * 1024
 """Bound on the decoded-node cache (entries weighed by their approximate memory)."""
 DECODED_NODE_OVERHEAD = 2048
 """Approximate memory of a decoded node besides its block's size."""
-
-
-@asynccontextmanager
-async def task_group() -> AsyncIterator[trio.Nursery]:
-    """A nursery whose failure surfaces as the first task's own exception (not an ExceptionGroup), so
-    callers can catch `StorageQuotaExceeded`, `TamperedData`, ... directly; cancellations are preferred
-    last."""
-    try:
-        async with trio.open_nursery() as nursery:
-            yield nursery
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        chosen = next((e for e in leaves if not isinstance(e, trio.Cancelled)), leaves[0])
-        raise chosen from None
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 def bat_with_id(bat: Bat | None) -> BatWithId | None:
@@ -348,19 +327,42 @@ class NetworkAccess:
         return got
 
     async def get_blocks(self, owner: PublicKeyHash, wanted: Sequence[tuple[Cid, Bat | None]]) -> list[bytes]:
-        """Several blocks in order, fetched concurrently (bounded)."""
+        """Several hash-verified blocks in order (cached ones from the cache). The others go out in up to
+        `PARALLEL_REQUESTS` runs of consecutive blocks, each run one `HttpStorage.get_blocks` call (one
+        worker thread for the run instead of one hand-off per block)."""
         out: list[bytes] = [b""] * len(wanted)
-
-        async def one(i: int, cid: Cid, bat: Bat | None) -> None:
-            async with self._limit:
-                out[i] = await self.get_block(owner, cid, bat)
-
-        if len(wanted) == 1:
-            out[0] = await self.get_block(owner, wanted[0][0], wanted[0][1])
+        missing: list[int] = []
+        for i, (cid, _) in enumerate(wanted):
+            data = self.cache.get(cid)
+            if data is None:
+                missing.append(i)
+            else:
+                out[i] = data
+        if len(missing) == 1:
+            i = missing[0]
+            out[i] = await self.get_block(owner, wanted[i][0], wanted[i][1])
             return out
-        async with task_group() as nursery:
-            for i, (cid, bat) in enumerate(wanted):
-                nursery.start_soon(one, i, cid, bat)
+
+        async def run(indices: list[int]) -> None:
+            async with self._limit:
+                self.stats.block_requests += len(indices)
+                asked = [(wanted[i][0], bat_with_id(wanted[i][1])) for i in indices]
+                try:
+                    got = await self.net.storage.get_blocks(owner, asked, parallel=1)
+                except DecodeError as e:
+                    raise TamperedData(f"a block does not match its hash: {e}") from None
+            for i, data in zip(indices, got, strict=True):
+                cid = wanted[i][0]
+                if data is None:
+                    raise TamperedData(f"the server does not have block {cid}, which the tree links to")
+                self.cache.put_verified(cid, data)
+                out[i] = data
+
+        if missing:
+            size = -(-len(missing) // min(PARALLEL_REQUESTS, len(missing)))
+            async with task_group() as nursery:
+                for lo in range(0, len(missing), size):
+                    nursery.start_soon(run, missing[lo : lo + size])
         return out
 
     async def fetch_champ_node(self, owner: PublicKeyHash, cid: Cid) -> None:

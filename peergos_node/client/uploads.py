@@ -48,8 +48,9 @@ from peergos_node.cbor import (
     only_keys,
 )
 from peergos_node.cbor import field as cbor_field
-from peergos_node.client.network import CommittedWriterData, NetworkAccess, task_group
+from peergos_node.client.network import CommittedWriterData, NetworkAccess
 from peergos_node.client.synchronizer import Snapshot, WriteBatch, WriteSynchronizer
+from peergos_node.client.tasks import task_group
 from peergos_node.crypto.bat import Bat
 from peergos_node.crypto.public_key_hash import PublicKeyHash, SigningPrivateKeyAndPublicHash
 from peergos_node.crypto.symmetric import SymmetricKey

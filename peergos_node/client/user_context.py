@@ -82,7 +82,7 @@ from peergos_node.client.http import (
     PeergosHttp,
 )
 from peergos_node.client.mime import HEAD_BYTES, guess_mime_type
-from peergos_node.client.network import MAX_CHAMP_KEYS_PER_REQUEST, NetworkAccess, task_group
+from peergos_node.client.network import MAX_CHAMP_KEYS_PER_REQUEST, NetworkAccess
 from peergos_node.client.nodes import (
     DirEntry,
     Node,
@@ -104,6 +104,7 @@ from peergos_node.client.nodes import (
     replace_child,
 )
 from peergos_node.client.synchronizer import DirHint, Snapshot, WriteBatch, WriteSynchronizer
+from peergos_node.client.tasks import task_group
 from peergos_node.client.uploads import (
     TRANSACTIONS_DIR,
     ChunkUploader,

@@ -563,3 +563,62 @@ def test_response_heads_are_parsed_by_the_rules() -> None:
     ]:
         with pytest.raises(OSError, match=r"bad|continuation|Content-Length"):
             _parse_head(bad)
+
+
+async def test_get_blocks_runs_batches_in_order_on_few_connections() -> None:
+    async with serving(honest) as server, storage_for(server) as storage:
+        absent = Cid.for_block(CODEC_RAW, b"not on the server")
+        inline = Cid.v1(CODEC_RAW, b"\x00\x06inline")
+        wanted = [(c, None) for c in CIDS] + [(absent, None), (inline, None), (CIDS[0], None)]
+        got = await storage.get_blocks(OWNER, wanted, parallel=3)
+        assert got == [*BLOCKS, None, b"inline", BLOCKS[0]]
+        assert server.requests == len(BLOCKS) + 2  # the inline block needs no request
+        assert server.max_open <= 3  # one connection per run of consecutive blocks
+        assert await storage.get_blocks(OWNER, []) == []
+
+
+async def test_get_blocks_without_a_pool_goes_through_httpx() -> None:
+    async with serving(honest) as server, httpx.AsyncClient() as client:
+        storage = HttpStorage(PeergosHttp(f"http://127.0.0.1:{server.port}", client, direct=False))
+        assert storage.http.pool is None
+        got = await storage.get_blocks(OWNER, [(c, None) for c in CIDS[:5]], parallel=2)
+        assert got == BLOCKS[:5] and server.requests == 5
+
+
+async def test_a_tampered_block_in_a_batch_fails_the_batch() -> None:
+    async def tamper_third(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            body = block_for(target)
+            await conn.reply(body[:-1] + b"?" if body == BLOCKS[2] else body)
+
+    async with serving(tamper_third) as server, storage_for(server) as storage:
+        with pytest.raises(DecodeError, match="does not hash to"):
+            await storage.get_blocks(OWNER, [(c, None) for c in CIDS[:4]], parallel=1)
+        assert server.requests == 3  # the batch stopped at the bad block
+
+
+async def test_cancelling_a_batch_closes_its_connection() -> None:
+    stalled = trio.Event()
+
+    async def stall_second(server: Server, conn: Conn) -> None:
+        while (target := await conn.request()) is not None:
+            server.requests += 1
+            if server.requests == 2:
+                stalled.set()
+                while await conn.stream.receive_some(100):  # until the client closes its side
+                    pass
+                break
+            await conn.reply(block_for(target))
+        server.closed.set()
+
+    async with serving(stall_second) as server, storage_for(server) as storage:
+        with trio.move_on_after(10) as scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(storage.get_blocks, OWNER, [(c, None) for c in CIDS[:4]], 1)
+                await stalled.wait()
+                nursery.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+        with trio.fail_after(5):
+            await server.closed.wait()
+        assert storage.http.pool is not None and not storage.http.pool._idle

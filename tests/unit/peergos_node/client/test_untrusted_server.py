@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,33 @@ async def test_forged_and_replayed_pointers_are_refused(tmp_path: Path) -> None:
                 await ctx.ls("/alice")
             spy.rewrite = None
             assert [i.name for i in await ctx.ls("/alice")] == ["one", "two"]
+
+
+async def test_tampered_or_withheld_fragments_of_a_multi_fragment_chunk_are_detected(tmp_path: Path) -> None:
+    async with fs_user(tmp_path) as u:
+        content = bytes(range(256)) * (10 * 1024)  # 2.5 MiB: one chunk of three fragments
+        await u.ctx.upload("/alice/big.bin", content)
+        spy = SpyTransport()
+        ctx = await u.login_again(spy)
+        async with ctx:
+            assert await ctx.read("/alice/big.bin") == content  # fetched as a batch of fragments
+            for tamper, message in [(flip_byte, "does not match its hash"), (lambda b: b"", "does not have")]:
+                ctx.net.clear_caches()
+                seen: list[int] = []
+
+                def rewrite(
+                    path: str,
+                    q: dict[str, list[str]],
+                    body: bytes,
+                    seen: list[int] = seen,
+                    tamper: Callable[[bytes], bytes] = tamper,
+                ) -> bytes | None:
+                    if path != "/api/v0/block/get" or len(body) < 512 * 1024:
+                        return None
+                    seen.append(len(body))
+                    return tamper(body) if len(seen) == 2 else None  # only the second big fragment
+
+                spy.rewrite = rewrite
+                with pytest.raises(TamperedData, match=message):
+                    await ctx.read("/alice/big.bin")
+                spy.rewrite = None
