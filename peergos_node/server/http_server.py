@@ -161,6 +161,10 @@ class _Connection:
             return False
         if not isinstance(event, h11.Request):
             raise _Closed
+        # h11 refuses an oversized head only while it is incomplete; one that arrived whole is measured
+        if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > MAX_HEAD_BYTES:
+            self._send(_closing(error_response("request header too large", 431)), head_only=False)
+            return False
         timeout = self.server.io_timeout_s
         method = event.method.decode("ascii", "replace")
         head_only = method == "HEAD"

@@ -188,11 +188,15 @@ async def test_malformed_requests_and_oversized_heads() -> None:
         await stream.send_all(b"this is not http\r\n\r\n")
         status, _, _ = await read_reply(stream, bytearray())
         assert status == 400 and await closed_by_server(stream)
-        stream = await connect(port)
-        await stream.send_all(b"POST /echo?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, _ = await read_reply(stream, bytearray())
-        assert status == 431 and "too+large" in headers["trailer"]
-        assert await closed_by_server(stream)
+        big = b"POST /echo?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        for pieces in ([big], [big[:30_000], big[30_000:]]):  # at once, or arriving in two reads
+            stream = await connect(port)
+            for piece in pieces:
+                await stream.send_all(piece)
+                await trio.sleep(0.05)
+            status, headers, _ = await read_reply(stream, bytearray())
+            assert status == 431 and "too+large" in headers["trailer"]
+            assert await closed_by_server(stream)
         # the server is fine afterwards
         stream = await connect(port)
         await stream.send_all(post("/echo", b"ok"))
