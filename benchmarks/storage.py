@@ -11,8 +11,9 @@ writer signatures. Each round then goes through the blocks in slices of 32, and 
 2. **raw put**: the same blocks into a fresh block store of the same kind in this process (`put` also
    verifies the hash and writes durably);
 3. **API get**: every block back through `block/get` with the filesystem client's own code path
-   (`HttpStorage.get_block`: `--concurrency` downloads in flight, each hash-verified against its CID, as a
-   trust-free client always does; the server does not hash on reads);
+   (`HttpStorage.get_blocks`, as for a chunk's fragments: `--concurrency` runs of blocks in flight, one
+   `block/get` per block, each hash-verified against its CID, as a trust-free client always does; the
+   server does not hash on reads);
 4. **raw get**: hash-verified reads from the raw store.
 
 Interleaving the slices makes disk and load changes hit both sides alike. It prints MB/s per round and
@@ -156,7 +157,7 @@ async def run_all(
     ) as client:
         api = Api(client, url, owner, args.concurrency)
         path = "DirectPool (worker threads)" if api.storage.http.pool is not None else "httpx"
-        print(f"API get goes through HttpStorage.get_block over {path}", flush=True)
+        print(f"API get goes through HttpStorage.get_blocks over {path}", flush=True)
         await api.start()
         for r in range(args.repeat):
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as d:

@@ -13,6 +13,9 @@ uses a `DirectPool`: keep-alive HTTP/1.1 connections driven from worker threads 
 behind a `trio.CapacityLimiter` of `max_connections`). A worker sends the request, reads the body straight
 into one `bytes` object and checks it against the CID (hashlib releases the GIL) before handing it back,
 so receiving and hashing of concurrent downloads run in parallel with each other and with the event loop.
+`HttpStorage.get_blocks` (a chunk's fragments) hands a whole run of blocks to one worker (`post_many`),
+which fetches them in turn on its connection: one trio/thread hand-off per run instead of per block
+(~0.2 ms of client CPU per MiB on this machine).
 
 The exchange is spoken here, on a plain blocking socket, rather than through `http.client`, whose
 per-request Python (putrequest/putheader, `email.parser` for the head, BufferedReader loops) and many
