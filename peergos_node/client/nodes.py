@@ -33,7 +33,7 @@ in one commit; the server's usage follows the tree and its GC frees the blocks (
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -207,11 +207,17 @@ class DirEntry:
         return self.link.name
 
 
-async def dir_chunks(snap: Snapshot, first: Node) -> list[Node]:
-    """Every chunk of a directory, first to last."""
+async def dir_chunks(
+    snap: Snapshot, first: Node, on_chunk: Callable[[Node], object] | None = None
+) -> list[Node]:
+    """Every chunk of a directory, first to last. `on_chunk` is called with each chunk as soon as it is
+    read (before the next one is fetched), so a caller can start on a chunk's children while the chain
+    is followed."""
     if not first.is_dir:
         raise ValueError("not a directory")
     chunks = [first]
+    if on_chunk is not None:
+        on_chunk(first)
     seen = {first.cap.map_key}
     current = first
     while len(chunks) < MAX_DIR_CHUNKS:
@@ -224,6 +230,8 @@ async def dir_chunks(snap: Snapshot, first: Node) -> list[Node]:
         if not node.is_dir:
             raise TamperedData("a directory chunk is not a directory")
         chunks.append(node)
+        if on_chunk is not None:
+            on_chunk(node)
         seen.add(nxt.map_key)
         current = node
     raise TamperedData("a directory's chunk chain is too long")

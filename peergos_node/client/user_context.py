@@ -88,6 +88,7 @@ from peergos_node.client.nodes import (
     Node,
     add_children,
     child_cap,
+    chunk_children,
     delete_keys,
     dir_chunks,
     entry_for,
@@ -479,9 +480,6 @@ class UserContext:
         snap = Snapshot(self.net)
         full = self.normalize(path)
         folder = await self._dir(snap, full)
-        entries = await list_entries(snap, folder)
-        if not include_hidden:
-            entries = [e for e in entries if not e.name.startswith(".")]
         out: list[FileInfo] = []
         limit = trio.CapacityLimiter(LIST_PARALLEL)
 
@@ -494,9 +492,17 @@ class UserContext:
                     if include_hidden or not info.is_hidden:
                         out.append(info)
 
-        async with task_group() as nursery:  # one CHAMP request per part, a few in flight
-            for start in range(0, len(entries), LIST_BATCH):
-                nursery.start_soon(load, entries[start : start + LIST_BATCH])
+        async with task_group() as nursery:
+            # Each chunk's children are loaded (one CHAMP request per part, a few in flight) while the
+            # chunk chain is still being followed: a chunk names its successor, so the chain is serial.
+            async def children_of(chunk: Node) -> None:
+                entries = [DirEntry(link, chunk) for link in await chunk_children(snap, chunk)]
+                if not include_hidden:
+                    entries = [e for e in entries if not e.name.startswith(".")]
+                for start in range(0, len(entries), LIST_BATCH):
+                    nursery.start_soon(load, entries[start : start + LIST_BATCH])
+
+            await dir_chunks(snap, folder, lambda chunk: nursery.start_soon(children_of, chunk))
         return sorted(out, key=lambda i: i.name)
 
     async def open(self, path: str) -> FileReader:

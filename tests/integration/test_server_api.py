@@ -171,3 +171,38 @@ async def test_peergos_http_conventions_and_bad_input(server: tuple[HomeStorage,
     assert (sorted(bytes(c) for c in storage.blocks.list()), storage.pointers.all()) == before, (
         "nothing stored"
     )
+
+
+async def test_champ_get_bulk_accepts_any_multibase_caps(server: tuple[HomeStorage, str]) -> None:
+    """Java clients send `caps` in base58btc; ours sends base16 (cheaper to make): same answer."""
+    import hashlib
+
+    from nabu_py.multiformats import multibase
+    from peergos_node.champ import identity_hasher, verify_paths
+
+    storage, url = server
+    user = PeergosUser.create("carol")
+    user.signup(storage, quota=10_000_000)
+    keys = [hashlib.sha256(bytes([i])).digest() for i in range(25)]
+    tid = storage.start_transaction(user.owner)
+    for k in keys:
+        user.add_file(storage, k, k, tid)
+    root = user.writer_data().tree
+    assert root is not None
+    wanted = keys[2:22]
+    raw = dag_cbor.encode([{"m": k} for k in wanted])
+    answers = []
+    async with httpx.AsyncClient() as client:
+        for base in ("base58btc", "base16", "base32"):
+            query = urllib.parse.urlencode(
+                {"arg": str(root), "owner": str(user.owner), "caps": multibase.encode(raw, base)}
+            )
+            r = await client.post(f"{url}/api/v0/champ/get/bulk?{query}")
+            assert r.status_code == 200, r.text
+            answers.append(sorted(dag_cbor.decode(r.content)))
+        via_client = await HttpStorage(PeergosHttp(url, client)).champ_lookup(
+            user.owner, root, [(k, None) for k in wanted]
+        )
+    assert answers[0] == answers[1] == answers[2] == sorted(via_client)
+    values = verify_paths(root, wanted, via_client, identity_hasher)
+    assert all(isinstance(v, Cid) for v in values.values())
