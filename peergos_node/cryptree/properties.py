@@ -201,7 +201,9 @@ def _timestamp(seconds: CborValue, nanos: CborValue, ctx: str) -> Timestamp:
 # ---- names ---------------------------------------------------------------------------------------------
 def java_length(text: str) -> int:
     """Length of a string in UTF-16 code units, as Java's `String.length()` counts it."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def check_path_element(name: str) -> None:

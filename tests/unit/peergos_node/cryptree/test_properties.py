@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nabu_py.codec import dag_cbor
 from peergos_node.cryptree.properties import (
@@ -122,6 +124,11 @@ def test_names_count_utf16_code_units_like_java() -> None:
     FileProperties.file("\U0001f600" * 127 + "a", 0, MODIFIED, "", None)  # 255 code units
     with pytest.raises(ValueError):
         FileProperties.file("\U0001f600" * 128, 0, MODIFIED, "", None)
+
+
+@given(st.text(alphabet=st.characters(), max_size=40))
+def test_java_length_counts_astral_characters_twice(text: str) -> None:
+    assert java_length(text) == len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def test_empty_properties_of_overflow_chunks() -> None:
