@@ -12,8 +12,8 @@ resumed upload can check it is given the same data.
 **Reading.** `FileReader` reads a file through one snapshot of its writer's tree. Seeking to byte X costs
 X // 5 MiB local hashes (the stream-secret chain, §6.5) and then one CHAMP lookup plus the fragments of
 the chunk holding X: earlier chunks are never fetched. One decrypted chunk is kept. `download` streams a
-whole file with the next chunks fetched (two at a time) and decrypted while the previous one is written
-out.
+whole file with the next two chunks fetched and decrypted in parallel (decryption and hashing release
+the GIL) while the previous one is written out, handed on in file order.
 
 **Writing inside a file.** `FileEditor` rewrites chunks in place under the file's existing keys and
 locations (fresh nonces and fragment BATs): a write at an offset re-encrypts only the chunks it touches
@@ -157,15 +157,16 @@ async def hash_tree(source: DataSource) -> HashTree:
 
 # ---- reading -------------------------------------------------------------------------------------
 FETCH_AHEAD = 2
-"""Chunks whose fragments `FileReader.stream` fetches at the same time."""
+"""Chunks `FileReader.stream` fetches and decrypts at the same time (decryption and hashing release the
+GIL, so two chunks decrypt on two cores while the next fragments arrive)."""
 
 
 class _Slot:
-    """A chunk being fetched: set `done` once `result` holds its node and fragment blocks."""
+    """A chunk being fetched: set `done` once `result` holds its decrypted bytes."""
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.result: tuple[Node, list[bytes]] | None = None
+        self.result: bytes | None = None
 
 
 class FileReader:
@@ -254,47 +255,41 @@ class FileReader:
         return b"".join(parts)
 
     async def stream(self, write: Callable[[bytes], Awaitable[None]]) -> int:
-        """Pass the rest of the file to `write` one chunk at a time; the next chunks are fetched (up to
-        `FETCH_AHEAD` at once, so the server always has requests to answer) and the one after decrypted
-        while the current one is written. Returns the number of bytes written."""
+        """Pass the rest of the file to `write` one chunk at a time; the next chunks are fetched and
+        decrypted (up to `FETCH_AHEAD` at once, each in its own task, so the server always has requests to
+        answer and decryption runs in parallel) while the current one is written, and handed on in order.
+        Returns the number of bytes written."""
         first_index = self._pos // CHUNK_SIZE
         last_index = (self.size - 1) // CHUNK_SIZE if self.size else -1
         skip = self._pos - first_index * CHUNK_SIZE
         written = 0
-        fetched_send, fetched_recv = trio.open_memory_channel[tuple[int, Node, list[bytes]]](1)
         opened_send, opened_recv = trio.open_memory_channel[bytes](1)
         started_send, started_recv = trio.open_memory_channel[tuple[int, _Slot]](FETCH_AHEAD)
 
-        async def fetch_one(location: ChunkLocation, slot: _Slot) -> None:
-            slot.result = await self._fetch_at(location)
+        async def fetch_one(index: int, location: ChunkLocation, slot: _Slot) -> None:
+            node, blocks = await self._fetch_at(location)
+            slot.result = await self._open(index, node, blocks)
             slot.done.set()
 
-        async def launch(nursery: trio.Nursery) -> None:  # stage 1a: start fetches, a few at once
+        async def launch(nursery: trio.Nursery) -> None:  # stage 1: fetch and decrypt, a few at once
             async with started_send:
                 for index in range(first_index, last_index + 1):
                     slot = _Slot()
                     location = await self._location(index)
                     await started_send.send((index, slot))  # blocks while FETCH_AHEAD are pending
-                    nursery.start_soon(fetch_one, location, slot)
+                    nursery.start_soon(fetch_one, index, location, slot)
 
-        async def fetch() -> None:  # stage 1b: hand the fetched chunks on in order
-            async with fetched_send, started_recv:
-                async for index, slot in started_recv:
+        async def in_order() -> None:  # stage 2: hand the decrypted chunks on in order
+            async with opened_send, started_recv:
+                async for _index, slot in started_recv:
                     await slot.done.wait()
                     assert slot.result is not None
-                    node, blocks = slot.result
-                    slot.result = None
-                    await fetched_send.send((index, node, blocks))
-
-        async def decrypt() -> None:  # stage 2: decryption in a worker thread
-            async with fetched_recv, opened_send:
-                async for index, node, blocks in fetched_recv:
-                    await opened_send.send(await self._open(index, node, blocks))
+                    data, slot.result = slot.result, None
+                    await opened_send.send(data)
 
         async with task_group() as nursery:
             nursery.start_soon(launch, nursery)
-            nursery.start_soon(fetch)
-            nursery.start_soon(decrypt)
+            nursery.start_soon(in_order)
             async with opened_recv:
                 async for data in opened_recv:
                     if skip:
