@@ -21,7 +21,9 @@ Every write is checked before anything is stored:
 - **reads** (`get_block`, `champ_lookup`): blocks whose metadata lists BAT ids need a `BatWithId` that
   matches one of them, or an S3-V4 block auth bound to the requesting peer; other blocks are public.
   `champ_lookup` walks through bounded caches of CHAMP node bytes and decoded nodes shared by all
-  requests (listing a big folder asks for the same top levels of a tree in every 20-key request).
+  requests (listing a big folder asks for the same top levels of a tree in every 20-key request), and
+  fetches the metadata of all its value blocks at once. Block metadata goes through a bounded in-memory
+  cache (`CachingBlockMetadataStore`), so repeated reads of a block cost no database query.
 
 All methods are synchronous and thread-safe; the HTTP layer runs them in worker threads.
 """
@@ -42,7 +44,7 @@ from nabu_py.blockstore.base import Blockstore
 from nabu_py.codec import dag_cbor
 from nabu_py.errors import BlockNotFound, DecodeError
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, CODEC_RAW, Cid
-from peergos_node.champ import Champ, ChampError, ChampNode, NodeCache, identity_hasher
+from peergos_node.champ import Champ, ChampError, ChampNode, ChampPath, NodeCache, identity_hasher
 from peergos_node.champ.hashers import owned_key_from_map_key
 from peergos_node.crypto.bat import BatId, BatWithId, block_bat_ids
 from peergos_node.crypto.block_auth import allow_read
@@ -55,7 +57,12 @@ from peergos_node.mutable.signed_pointer import SignedPointerUpdate, verify_sign
 from peergos_node.mutable.writer_data import WriterData
 from peergos_node.server.dag import contained_size_change
 from peergos_node.server.gc import BlockDeleter, GcLock, GcReport, collect_garbage
-from peergos_node.server.stores.metadata import BlockMetadata, BlockMetadataStore
+from peergos_node.server.stores.metadata import (
+    METADATA_CACHE_BYTES,
+    BlockMetadata,
+    BlockMetadataStore,
+    CachingBlockMetadataStore,
+)
 from peergos_node.server.stores.pointers import PointerCas, PointerStore
 from peergos_node.server.stores.transactions import TransactionError, TransactionStore
 from peergos_node.server.stores.usage import UsageStore
@@ -204,12 +211,16 @@ class HomeStorage:
         usage: UsageStore,
         clock: Callable[[], float] = time.time,
         atomic: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        metadata_cache_bytes: int = METADATA_CACHE_BYTES,
     ) -> None:
         """`atomic` groups several stores' writes into one commit (the SQL stores' `Database.transaction`
-        when they share one database)."""
+        when they share one database). `metadata` is used through a `CachingBlockMetadataStore` of
+        `metadata_cache_bytes` (0: none) unless it is one already."""
         self.peer_id = peer_id
         self.blocks = blocks
-        self.metadata = metadata
+        if metadata_cache_bytes > 0 and not isinstance(metadata, CachingBlockMetadataStore):
+            metadata = CachingBlockMetadataStore(metadata, metadata_cache_bytes)
+        self.metadata: BlockMetadataStore = metadata
         self.transactions = transactions
         self.pointers = pointers
         self.usage = usage
@@ -431,8 +442,7 @@ class HomeStorage:
             return meta.size
         return self.blocks.size(cid)
 
-    def _bat_ids(self, cid: Cid, data: bytes | None = None) -> list[BatId]:
-        meta = self.metadata.get(cid.to_bytes())
+    def _bat_ids(self, cid: Cid, data: bytes | None, meta: BlockMetadata | None) -> list[BatId]:
         if meta is not None:
             return [BatId.decode(b) for b in meta.bat_ids]
         if data is None:
@@ -448,7 +458,19 @@ class HomeStorage:
         data: bytes | None = None,
     ) -> bool:
         """The block-read rule: public unless it lists BAT ids; then a matching BAT or a valid auth."""
-        ids = self._bat_ids(cid, data)
+        return self._may_read(cid, bat, auth, requester, data, self.metadata.get(cid.to_bytes()))
+
+    def _may_read(
+        self,
+        cid: Cid,
+        bat: BatWithId | None,
+        auth: str | None,
+        requester: Cid | None,
+        data: bytes | None,
+        meta: BlockMetadata | None,
+    ) -> bool:
+        """`may_read` with the block's metadata (None: not recorded, use the block's bytes) already read."""
+        ids = self._bat_ids(cid, data, meta)
         if not ids:
             return True
         if bat is not None and any(i.matches(bat.bat) for i in ids):
@@ -484,12 +506,17 @@ class HomeStorage:
         if not self.blocks.has(root):
             raise StorageError(f"Champ root not present locally: {root}")
         champ = Champ(self._lookup_getter, identity_hasher, cache=self._lookup_nodes)
-        out: dict[Cid, bytes] = {}
+        paths: list[ChampPath] = []
         for cap in caps:
             try:
-                path = champ.get_path(root, cap.map_key)
+                paths.append(champ.get_path(root, cap.map_key))
             except (ChampError, DecodeError) as e:
                 raise StorageError(f"champ lookup failed: {e}") from None
+        # the metadata of every value block in one store call (one query when none is cached)
+        values = [p.value for p in paths if type(p.value) is Cid and not p.value.is_identity]
+        metas = self.metadata.get_many([v.to_bytes() for v in values]) if values else {}
+        out: dict[Cid, bytes] = {}
+        for cap, path in zip(caps, paths, strict=True):
             for c, data in zip(path.cids, path.blocks, strict=True):
                 out.setdefault(c, data)
             value = path.value
@@ -498,7 +525,7 @@ class HomeStorage:
                     data = self.blocks.get(value)
                 except BlockNotFound:
                     continue
-                if self.may_read(value, cap.bat, None, None, data):
+                if self._may_read(value, cap.bat, None, None, data, metas.get(value.to_bytes())):
                     out[value] = data
         return list(out.values())
 

@@ -4,11 +4,13 @@ pointers) against a HomeStorage, for server tests. Mirrors what signup does (spe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, Cid
 from peergos_node.champ import Champ, MemoryBlockStore, identity_hasher
 from peergos_node.champ.hashers import owned_key_map_key
+from peergos_node.crypto.bat import BatId
 from peergos_node.crypto.public_key_hash import PublicKeyHash
 from peergos_node.crypto.rng import DeterministicRng, Rng
 from peergos_node.crypto.signing import SigningKeyPair
@@ -121,11 +123,18 @@ class PeergosUser:
         assert data is not None
         return WriterData.deserialize(data)
 
-    def add_file(self, storage: HomeStorage, key: bytes, payload: bytes, tid: str | None = None) -> Cid:
-        """Put a value block under `key` in the writer's tree and commit."""
+    def add_file(
+        self,
+        storage: HomeStorage,
+        key: bytes,
+        payload: bytes,
+        tid: str | None = None,
+        bats: Sequence[BatId] = (),
+    ) -> Cid:
+        """Put a value block under `key` in the writer's tree (guarded by `bats`, if any) and commit."""
         own_tid = tid is None
         tid = tid or storage.start_transaction(self.owner)
-        value = self.blocks.put(_value_block(payload))
+        value = self.blocks.put(_value_block(payload, bats))
         champ = Champ(self.blocks, identity_hasher)
         wd = self.writer_data()
         assert wd.tree is not None
@@ -144,10 +153,12 @@ class PeergosUser:
         storage.close_transaction(self.owner, tid)
 
 
-def _value_block(payload: bytes) -> bytes:
+def _value_block(payload: bytes, bats: Sequence[BatId] = ()) -> bytes:
     from nabu_py.codec import dag_cbor
 
-    return dag_cbor.encode({"d": payload})
+    if not bats:
+        return dag_cbor.encode({"d": payload})
+    return dag_cbor.encode({"d": payload, "bats": [b.to_cbor() for b in bats]})
 
 
 __all__ = ["CODEC_DAG_CBOR", "PeergosUser", "WriterState", "sign_block"]

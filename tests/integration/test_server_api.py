@@ -206,3 +206,48 @@ async def test_champ_get_bulk_accepts_any_multibase_caps(server: tuple[HomeStora
     assert answers[0] == answers[1] == answers[2] == sorted(via_client)
     values = verify_paths(root, wanted, via_client, identity_hasher)
     assert all(isinstance(v, Cid) for v in values.values())
+
+
+async def test_champ_bulk_gives_value_blocks_only_with_their_bat(server: tuple[HomeStorage, str]) -> None:
+    """`champ/get/bulk` with the metadata cache filled by the uploads, and from a restarted server (cold
+    cache: the value blocks' metadata comes from SQLite in one query per request)."""
+    import hashlib
+
+    from peergos_node.champ import identity_hasher, verify_paths
+    from peergos_node.crypto.bat import Bat, BatWithId
+    from peergos_node.crypto.rng import DeterministicRng
+    from peergos_node.server.stores.metadata import CachingBlockMetadataStore
+
+    storage, url = server
+    user = PeergosUser.create("alice")
+    user.signup(storage)
+    rng = DeterministicRng(b"bulk bats")
+    bat, other = Bat.random(rng), Bat.random(rng)
+    good, wrong = BatWithId(bat, bat.calculate_id()), BatWithId(other, other.calculate_id())
+    keys = [hashlib.sha256(bytes([i])).digest() for i in range(20)]
+    tid = storage.start_transaction(user.owner)
+    values = [user.add_file(storage, k, k, tid, bats=[bat.calculate_id()]) for k in keys]
+    root = user.writer_data().tree
+    assert root is not None
+    caps = [(k, good if i % 3 == 0 else wrong if i % 3 == 1 else None) for i, k in enumerate(keys)]
+    readable = {user.blocks.get(v) for i, v in enumerate(values) if i % 3 == 0}
+    all_values = {user.blocks.get(v) for v in values}
+    assert isinstance(storage.metadata, CachingBlockMetadataStore)
+    restarted = HomeStorage(
+        PEER,
+        storage.blocks,
+        storage.metadata.inner,
+        storage.transactions,
+        storage.pointers,
+        storage.usage,
+    )
+    async with httpx.AsyncClient() as client, trio.open_nursery() as nursery:
+        url2 = await nursery.start(ApiServer(build_api(restarted), "127.0.0.1", 0).serve)
+        for base in (url, url2, url2):
+            blocks = await HttpStorage(PeergosHttp(base, client)).champ_lookup(user.owner, root, caps)
+            assert {b for b in blocks if b in all_values} == readable
+            assert len(verify_paths(root, keys, blocks, identity_hasher)) == len(keys)
+        nursery.cancel_scope.cancel()
+    cache = restarted.metadata
+    assert isinstance(cache, CachingBlockMetadataStore)
+    assert (cache.misses, cache.hits) == (len(keys), len(keys)), "read from SQLite once, then from memory"

@@ -321,3 +321,49 @@ def test_champ_lookups_from_many_threads_share_the_lookup_caches(
         values = verify_paths(root, group, blocks, identity_hasher)
         assert all(isinstance(v, Cid) for v in values.values())
     assert len(storage._lookup_nodes) > 0  # the walks went through the shared caches
+
+
+def test_champ_lookup_gives_value_blocks_only_with_their_bat(
+    storage: HomeStorage, alice: PeergosUser
+) -> None:
+    from peergos_node.champ import verify_paths
+    from peergos_node.server.stores.metadata import CachingBlockMetadataStore
+
+    rng = DeterministicRng(b"champ bats")
+    bat, other = Bat.random(rng), Bat.random(rng)
+    good, wrong = BatWithId(bat, bat.calculate_id()), BatWithId(other, other.calculate_id())
+    keys = [hashlib.sha256(bytes([i, 2])).digest() for i in range(20)]
+    tid = storage.start_transaction(alice.owner)
+    values = [
+        alice.add_file(storage, k, k, tid, bats=[bat.calculate_id()] if i % 2 == 0 else [])
+        for i, k in enumerate(keys)
+    ]
+    root = alice.writer_data().tree
+    assert root is not None
+    caps = [ChunkMirrorCap(k, [good, wrong, None][i % 3]) for i, k in enumerate(keys)]
+    readable = {alice.blocks.get(v) for i, v in enumerate(values) if i % 2 == 1 or i % 3 == 0}
+    all_values = {alice.blocks.get(v) for v in values}
+    assert 0 < len(readable) < len(all_values)
+    assert isinstance(storage.metadata, CachingBlockMetadataStore)
+    inner = storage.metadata.inner
+
+    def fresh(cache_bytes: int) -> HomeStorage:  # the same stores, as after a restart
+        return HomeStorage(
+            PEER,
+            storage.blocks,
+            inner,
+            storage.transactions,
+            storage.pointers,
+            storage.usage,
+            metadata_cache_bytes=cache_bytes,
+        )
+
+    restarted = fresh(1 << 20)
+    for s in (storage, restarted, restarted, fresh(0)):  # filled by put, cold, warm, no cache
+        blocks = s.champ_lookup(root, caps)
+        assert {b for b in blocks if b in all_values} == readable
+        assert len(verify_paths(root, keys, blocks, identity_hasher)) == len(keys), "every path is whole"
+    for v in values:  # without recorded metadata, the value block's own `bats` are checked
+        inner.remove(v.to_bytes())
+    blocks = fresh(1 << 20).champ_lookup(root, caps)
+    assert {b for b in blocks if b in all_values} == readable

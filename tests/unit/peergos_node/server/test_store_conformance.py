@@ -16,7 +16,13 @@ from peergos_node.server.stores.accounts import (
     PendingLogin,
     SqlAccountStore,
 )
-from peergos_node.server.stores.metadata import BlockMetadata, MemoryBlockMetadataStore, SqlBlockMetadataStore
+from peergos_node.server.stores.metadata import (
+    GET_MANY_BATCH,
+    BlockMetadata,
+    CachingBlockMetadataStore,
+    MemoryBlockMetadataStore,
+    SqlBlockMetadataStore,
+)
 from peergos_node.server.stores.pointers import MemoryPointerStore, PointerCas, SqlPointerStore
 from peergos_node.server.stores.tokens import MemoryTokenStore, SqlTokenStore
 from peergos_node.server.stores.transactions import (
@@ -43,9 +49,15 @@ def transactions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any
     yield from _make(request.param, tmp_path, MemoryTransactionStore, SqlTransactionStore)
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=[*KINDS, *(f"cached-{k}" for k in KINDS)])
 def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    yield from _make(request.param, tmp_path, MemoryBlockMetadataStore, SqlBlockMetadataStore)
+    """Every BlockMetadataStore, and the caching wrapper in front of each (with room for a few entries
+    only, so that evictions happen too)."""
+    kind: str = request.param
+    for store in _make(
+        kind.removeprefix("cached-"), tmp_path, MemoryBlockMetadataStore, SqlBlockMetadataStore
+    ):
+        yield CachingBlockMetadataStore(store, max_bytes=4000) if kind.startswith("cached-") else store
 
 
 @pytest.fixture(params=KINDS)
@@ -132,6 +144,26 @@ def test_block_metadata(metadata: Any) -> None:
     metadata.remove(b"cid1")
     metadata.remove(b"cid1")
     assert metadata.get(b"cid1") is None and list(metadata.cids()) == [b"cid2"]
+    metadata.put(b"cid1", meta)
+    assert metadata.get(b"cid1") == meta
+
+
+def test_block_metadata_get_many(metadata: Any) -> None:
+    assert metadata.get_many([]) == {}
+    stored = {
+        f"cid{i:05d}".encode(): BlockMetadata(
+            i, tuple(f"l{i}-{j}".encode() for j in range(i % 3)), (bytes([i % 256]),)
+        )
+        for i in range(GET_MANY_BATCH * 2 + 7)  # several SQL batches
+    }
+    for cid, meta in stored.items():
+        metadata.put(cid, meta)
+    keys = list(stored)
+    assert metadata.get_many([*keys[:3], b"missing", keys[1]]) == {k: stored[k] for k in keys[:3]}
+    assert metadata.get(keys[5]) == stored[keys[5]]  # one maybe cached, the others not
+    assert metadata.get_many([*keys, b"absent"]) == stored
+    metadata.remove(keys[0])
+    assert metadata.get_many(keys[:2]) == {keys[1]: stored[keys[1]]}
 
 
 def test_usage(usage: Any) -> None:
