@@ -14,19 +14,23 @@ ratio (baseline time / our time; 1.0 = as fast as the raw library). A `Result` m
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
+import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cbor2
 import nacl.bindings
 import nacl.secret
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM1024PrivateKey
 
-from nabu_py.multiformats.cid import CODEC_RAW, Cid
+from nabu_py.codec import dag_cbor
+from nabu_py.multiformats.cid import CODEC_DAG_CBOR, CODEC_RAW, Cid
 from peergos_node.crypto import mlkem
 from peergos_node.crypto.hashes import sha256
 from peergos_node.crypto.pow import ProofOfWork
@@ -250,6 +254,49 @@ def section_pow(repeat: int) -> list[Result]:
     ]
 
 
+def section_dag_cbor(repeat: int) -> list[Result]:
+    """Strict dag-cbor decoding of small blocks (per call) against cbor2.loads, which checks none of it."""
+    rng = random.Random(7)
+
+    def blob(n: int) -> bytes:
+        return rng.randbytes(n)
+
+    node = dag_cbor.encode(  # the shape and size of a cryptree node of a small file (~4.8 KB)
+        {
+            "v": 1,
+            "b": [blob(24), blob(400)],
+            "p": [blob(24), blob(80)],
+            "d": {"f": [blob(4112)], "n": blob(24)},
+            "bats": [blob(36)],
+        }
+    )
+    key = [1, blob(32), False]
+    from_base = dag_cbor.encode(
+        {"k": key, "n": {"a": {"s": blob(32)}, "k": key, "m": blob(32)}, "w": [blob(24)]}
+    )
+    padded = from_base + bytes(-len(from_base) % 128)  # as decrypted from a PaddedCipherText
+    links = dag_cbor.encode(  # CHAMP-like: a bucket of keys and merkle links
+        [blob(1), b"", [[blob(32), Cid.for_block(CODEC_DAG_CBOR, blob(8))] for _ in range(8)]]
+    )
+    rows = [
+        (f"dag_cbor.decode node {len(node)} B", node, {}),
+        (f"dag_cbor.decode FromBase {len(padded)} B padded", padded, {"allow_zero_padding": True}),
+        (f"dag_cbor.decode 8 links {len(links)} B", links, {}),
+    ]
+    return [
+        compare(
+            name,
+            len(data),
+            functools.partial(dag_cbor.decode, data, **kw),
+            functools.partial(cbor2.loads, data),
+            "cbor2.loads (no checks)",
+            repeat,
+            number=2000,
+        )
+        for name, data, kw in rows
+    ]
+
+
 def section_blockstore(repeat: int) -> list[Result]:
     """Our block stores' put/get of 1 MiB and 1 KiB blocks against the raw library / file calls."""
     import os
@@ -369,6 +416,7 @@ def section_blockstore(repeat: int) -> list[Result]:
 
 SECTIONS: dict[str, Callable[[int], list[Result]]] = {
     "blockstore": section_blockstore,
+    "dag_cbor": section_dag_cbor,
     "secretbox": section_secretbox,
     "sha256": section_sha256,
     "mlkem": section_mlkem,

@@ -64,6 +64,16 @@ class Cid:
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Cid:
         """Parse binary CID bytes (v0 or v1); DecodeError on anything malformed."""
+        if len(data) == 36 and data[0] == 1 and data[1] < 0x80 and data[2] == 0x12 and data[3] == 0x20:
+            # CIDv1, one-byte codec, sha2-256: nearly every link in a block (dag-cbor decodes one per
+            # tag 42). The bytes are already canonical, so they are kept as they are.
+            raw = bytes(data)
+            cid = object.__new__(cls)
+            object.__setattr__(cid, "version", 1)
+            object.__setattr__(cid, "codec", raw[1])
+            object.__setattr__(cid, "multihash", raw[2:])
+            object.__setattr__(cid, "_bytes", raw)
+            return cid
         cid, end = cls.decode_from(data, 0)
         if end != len(data):
             raise DecodeError("trailing bytes after CID")

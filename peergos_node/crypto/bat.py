@@ -46,6 +46,8 @@ _MAX_BAT_ID_BYTES = 40
 _BAT_CBOR_HEAD = b"\xa1\x61s\x58\x20"
 """A Bat's dag-cbor up to its secret: map(1), text "s", bytes(32) (`Bat.serialize()` = head + secret)."""
 _SHA256_PREFIX = b"\x12\x20"
+_BAT_KEYS = frozenset({"s"})
+_BAT_WITH_ID_KEYS = frozenset({"b", "i"})
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class Bat(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "Bat")
-        only_keys(m, {"s"}, "Bat")
+        only_keys(m, _BAT_KEYS, "Bat")
         return cls(as_bytes(cbor_field(m, "s", "Bat"), "Bat.s", length=BAT_LENGTH))
 
 
@@ -215,7 +217,7 @@ class BatWithId(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "BatWithId")
-        only_keys(m, {"b", "i"}, "BatWithId")
+        only_keys(m, _BAT_WITH_ID_KEYS, "BatWithId")
         bat = Bat.from_cbor(cbor_field(m, "b", "BatWithId"))
         bat_id = BatId.from_cbor(cbor_field(m, "i", "BatWithId"))
         try:

@@ -71,6 +71,8 @@ META_DATA_PADDING = 16
 MAX_NODE_SIZE = FRAGMENT_SIZE + MAX_RAW_BLOCK_PREFIX_SIZE
 """Largest node block accepted (a Peergos block is at most 1 MiB + 100 bytes)."""
 MAX_NODE_BATS = 4
+_FROM_BASE_KEYS = frozenset({"k", "w", "n"})
+_FROM_PARENT_KEYS = frozenset({"p", "s"})
 _NODE_KEYS = frozenset({"v", "bats", "b", "p", "d"})
 C = TypeVar("C", bound=AbsoluteCapability)
 
@@ -120,7 +122,7 @@ class FromBase(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "FromBase")
-        only_keys(m, {"k", "w", "n"}, "FromBase")
+        only_keys(m, _FROM_BASE_KEYS, "FromBase")
         key = SymmetricKey.from_cbor(cbor_field(m, "k", "FromBase"))
         link = SymmetricLinkToSigner.from_cbor(m["w"]) if "w" in m else None
         return cls(key, RelativeCapability.from_cbor(cbor_field(m, "n", "FromBase")), link)
@@ -146,7 +148,7 @@ class FromParent(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "FromParent")
-        only_keys(m, {"p", "s"}, "FromParent")
+        only_keys(m, _FROM_PARENT_KEYS, "FromParent")
         link = RelativeCapability.from_cbor(m["p"]) if "p" in m else None
         return cls(FileProperties.from_cbor(cbor_field(m, "s", "FromParent")), link)
 

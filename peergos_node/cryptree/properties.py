@@ -222,9 +222,14 @@ def check_file_name(name: str) -> None:
 
 
 # ---- hash tree -----------------------------------------------------------------------------------------
+_HASH_LIST_KEYS = frozenset({"h"})
+_HASH_BRANCH_KEYS = frozenset({"r", "l1", "l2", "l3"})
+_HASH_TREE_KEYS = frozenset({"r", "ll1", "ll2", "ll3"})
+
+
 def _hash_list_bytes(value: CborValue, ctx: str) -> bytes:
     m = expect_map(value, ctx)
-    only_keys(m, {"h"}, ctx)
+    only_keys(m, _HASH_LIST_KEYS, ctx)
     return as_bytes(cbor_field(m, "h", ctx), f"{ctx}.h", max_len=HASH_BYTES * HASHES_PER_LIST)
 
 
@@ -312,7 +317,7 @@ class HashBranch(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "HashBranch")
-        only_keys(m, {"r", "l1", "l2", "l3"}, "HashBranch")
+        only_keys(m, _HASH_BRANCH_KEYS, "HashBranch")
         root = RootHash.from_cbor(cbor_field(m, "r", "HashBranch"))
         levels = [_optional_level(m, k) for k in ("l1", "l2", "l3")]
         try:
@@ -391,7 +396,7 @@ class HashTree(CborMixin):
     @classmethod
     def from_cbor(cls, value: CborValue) -> Self:
         m = expect_map(value, "HashTree")
-        only_keys(m, {"r", "ll1", "ll2", "ll3"}, "HashTree")
+        only_keys(m, _HASH_TREE_KEYS, "HashTree")
         root = RootHash.from_cbor(cbor_field(m, "r", "HashTree"))
         levels = [
             tuple(

@@ -91,6 +91,40 @@ def test_cid_decode_arbitrary(data: bytes) -> None:
 
 
 @fuzz_settings
+@given(
+    st.sampled_from([1, 1, 1, 0, 2, 0x12]),
+    st.integers(0, 255),
+    st.sampled_from([0x12, 0x12, 0x13, 0x00, 0x20]),
+    st.sampled_from([0x20, 0x20, 0x1F, 0x21, 0x80]),
+    st.binary(min_size=32, max_size=32) | st.binary(min_size=30, max_size=34),
+)
+def test_cid_decode_fast_path_matches_the_general_parser(
+    version: int, codec: int, code: int, length: int, rest: bytes
+) -> None:
+    data = bytes([version, codec, code, length]) + rest
+    try:
+        general, end = Cid.decode_from(data, 0)
+        if end != len(data):
+            raise DecodeError("trailing")
+    except DecodeError:
+        general = None
+    try:
+        cid: Cid | None = Cid.decode(data)
+    except DecodeError:
+        cid = None
+    if general is None or cid is None:
+        assert general is cid
+        return
+    assert (cid.version, cid.codec, cid.multihash, bytes(cid)) == (
+        general.version,
+        general.codec,
+        general.multihash,
+        bytes(general),
+    )
+    assert cid == general and hash(cid) == hash(general) and str(cid) == str(general)
+
+
+@fuzz_settings
 @given(st.text(max_size=80))
 def test_cid_parse_arbitrary(text: str) -> None:
     try:
