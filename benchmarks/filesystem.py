@@ -1,7 +1,8 @@
 """Filesystem client throughput through a real `peergos daemon` vs the ideal pipeline (issue 6).
 
     python benchmarks/filesystem.py [--mib 1024] [--repeat 3] [--files 10000] [--file-bytes 1024]
-                                    [--skip-files] [--skip-dir] [--profile-upload F] [--profile-download F]
+                                    [--skip-files] [--skip-dir] [--floor]
+                                    [--profile-upload F] [--profile-download F]
 
 Goals (issue 6): uploading a 1 GiB file runs at >= 0.5x, and downloading it at >= 0.6x, of the *ideal
 pipeline* measured in the same run; listing a folder of 10,000 small files takes < 2x the time of
@@ -36,6 +37,11 @@ cores); the ideal pipeline is single-threaded. Ratios are fs MB/s / ideal MB/s; 
 baseline: 10,000 `Champ.get` of existing keys in a CHAMP of 10,000 entries (random 32-byte keys →
 CIDs, like the filesystem tree) built in a fresh `hybrid` block store, read through a fresh `Champ`
 (cold node cache, as a fresh client has), in this process, no HTTP. Ratio = ls time / lookups time.
+
+**Floor** (`--floor`): what a cold listing cannot avoid, against the same baseline (medians of 5 rounds):
+re-walking the 10,000 lookups over their CHAMP blocks held in memory (a trust-free client re-walks the
+server's proofs), and the bare per-child work on the real node blocks of the folder (sha256, `cbor2.loads`
+of the node, secretbox open of its properties part, `cbor2.loads` of them: no validation, no objects).
 """
 
 from __future__ import annotations
@@ -53,8 +59,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import cbor2
 import trio
+from nacl.bindings import crypto_secretbox_open_easy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,10 +71,12 @@ from nabu_py.blockstore import Blockstore, open_blockstore
 from nabu_py.multiformats.cid import CODEC_DAG_CBOR, Cid
 from nabu_py.tuning import tune_allocator
 from peergos_node.champ import Champ, identity_hasher
+from peergos_node.client import nodes as client_nodes
 from peergos_node.client.user_context import UserContext
 from peergos_node.crypto.hashes import sha256
 from peergos_node.crypto.rng import SYSTEM_RNG
 from peergos_node.crypto.symmetric import SymmetricKey
+from peergos_node.cryptree.capabilities import AbsoluteCapability
 from peergos_node.cryptree.fragments import FragmentedPaddedCipherText
 from peergos_node.cryptree.properties import CHUNK_SIZE
 from peergos_node.server.home_storage import MAX_BLOCK_SIZE
@@ -284,6 +295,103 @@ def champ_lookups(store: Blockstore, root: Cid, keys: list[bytes]) -> float:
     return time.perf_counter() - t0
 
 
+class _MemoryStore:
+    """CHAMP blocks already fetched and hash-checked, as a client holds a server's proof."""
+
+    def __init__(self, blocks: dict[Cid, bytes]) -> None:
+        self.blocks = blocks
+
+    def get(self, cid: Cid) -> bytes | None:
+        return self.blocks.get(cid)
+
+    def put(self, data: bytes) -> Cid:
+        raise AssertionError("read only")
+
+
+def proof_blocks(store: Blockstore, root: Cid, keys: list[bytes]) -> dict[Cid, bytes]:
+    """Every CHAMP block the lookups of `keys` touch."""
+    seen: dict[Cid, bytes] = {}
+
+    class Recording(StoreAdapter):
+        def get(self, cid: Cid) -> bytes | None:
+            data = self.store.get(cid)
+            if data is not None:
+                seen[cid] = data
+            return data
+
+    champ = Champ(Recording(store), identity_hasher)
+    for k in keys:
+        champ.get(root, k)
+    return seen
+
+
+def verify_lookups(blocks: dict[Cid, bytes], root: Cid, keys: list[bytes]) -> float:
+    """Floor part 1: re-walking the lookups over blocks in memory, as a trust-free client must do with the
+    server's answers (no I/O, no hashing)."""
+    champ = Champ(_MemoryStore(blocks), identity_hasher)
+    t0 = time.perf_counter()
+    for k in keys:
+        champ.get(root, k)
+    return time.perf_counter() - t0
+
+
+def bare_child_work(children: list[tuple[bytes, bytes, bytes]]) -> float:
+    """Floor part 2: the least work per listed child: sha256 of its node block, `cbor2.loads` of the node,
+    secretbox open of its FromParent part and `cbor2.loads` of the properties, with no validation and no
+    objects built. `children` holds (block, digest, key) of each file node."""
+    t0 = time.perf_counter()
+    for block, digest, key in children:
+        if hashlib.sha256(block).digest() != digest:
+            raise AssertionError("a node block does not match its hash")
+        nonce, box = cbor2.loads(block)["p"]
+        cbor2.loads(crypto_secretbox_open_easy(box, nonce, key))
+    return time.perf_counter() - t0
+
+
+async def listed_children(ctx: UserContext, folder: str) -> list[tuple[bytes, bytes, bytes]]:
+    """(block, sha256 digest, base key) of every file node a cold `ls` of `folder` decodes."""
+    got: list[tuple[bytes, bytes, bytes]] = []
+    original = client_nodes._decode_block
+
+    def spy(cap: AbsoluteCapability, cid: Cid, block: bytes) -> Any:
+        decoded = original(cap, cid, block)
+        if not decoded[1].is_directory:
+            got.append((block, cid.multihash[2:], cap.rbase_key.key))
+        return decoded
+
+    client_nodes._decode_block = spy
+    try:
+        await ctx.ls(folder)
+    finally:
+        client_nodes._decode_block = original
+    return got
+
+
+async def bench_floor(url: str, folder: str, store: Blockstore, root: Cid, keys: list[bytes]) -> None:
+    """How far below the baseline a cold listing could get: the per-child work any trust-free client
+    must do, measured in this process against the same baseline (medians of 5 interleaved rounds)."""
+    fresh = await UserContext.login(url, USER, PASSWORD)
+    async with fresh:
+        children = await listed_children(fresh, folder)
+    blocks = await trio.to_thread.run_sync(proof_blocks, store, root, keys)
+    base: list[float] = []
+    verify: list[float] = []
+    bare: list[float] = []
+    for _ in range(5):
+        base.append(await trio.to_thread.run_sync(champ_lookups, store, root, keys))
+        verify.append(await trio.to_thread.run_sync(verify_lookups, blocks, root, keys))
+        bare.append(await trio.to_thread.run_sync(bare_child_work, children))
+    b = statistics.median(base)
+    v = statistics.median(verify)
+    w = statistics.median(bare)
+    print(
+        f"floor: {len(keys)} CHAMP lookups {b * 1000:.0f} ms; re-walking them over blocks in memory "
+        f"{v * 1000:.0f} ms ({v / b:.2f}x); bare per-child work for {len(children)} files "
+        f"{w * 1000:.0f} ms ({w / b:.2f}x); together {(v + w) / b:.2f}x before any network, server, "
+        "validation or result objects"
+    )
+
+
 async def bench_dir(url: str, ctx: UserContext, args: argparse.Namespace, work: Path) -> float:
     n = args.files
     folder = f"/{USER}/many"
@@ -322,6 +430,8 @@ async def bench_dir(url: str, ctx: UserContext, args: argparse.Namespace, work: 
                 f"[load {os.getloadavg()[0]:.2f}]",
                 flush=True,
             )
+        if args.floor:
+            await bench_floor(url, folder, store, root, keys)
     finally:
         store.close()
     ratio = statistics.median(c / b for c, b in zip(cold, base, strict=True))
@@ -357,6 +467,7 @@ def main() -> int:
     ap.add_argument("--profile-download", help="cProfile output of the first fs download")
     ap.add_argument("--profile-create", help="cProfile output of upload_files")
     ap.add_argument("--profile-ls", help="cProfile output of the first cold ls")
+    ap.add_argument("--floor", action="store_true", help="also measure the floor of a cold listing")
     args = ap.parse_args()
     tune_allocator()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
